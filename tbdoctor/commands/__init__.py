@@ -1,0 +1,1 @@
+"""One module per CLI command: ``run(args) -> exit code``. Argument wiring is in cli.py."""

@@ -1,0 +1,12 @@
+"""Exit codes and the exceptions that map to them. Leaf module."""
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1  # problems found, verification failed, fix failed
+EXIT_USAGE = 2  # bad flag, unreadable file, no such interpreter
+EXIT_INTERNAL = 3  # a bug in tbdoctor
+
+ISSUES_URL = "https://github.com/tbdoctor/tbdoctor/issues"
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""

@@ -1,0 +1,115 @@
+# Installed distributions, their requirements, and modules shadowed by other folders.
+# Stdlib only, 3.8+. Imports no installed package.
+import importlib.machinery
+import platform
+import re
+
+from importlib import metadata
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def marker_environment():
+    """PEP 508 marker variables of this interpreter (as packaging computes them)."""
+    impl = sys.implementation.version
+    impl_version = "%d.%d.%d" % (impl.major, impl.minor, impl.micro)
+    if impl.releaselevel != "final":
+        impl_version += impl.releaselevel[0] + str(impl.serial)
+    return {
+        "implementation_name": sys.implementation.name,
+        "implementation_version": impl_version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def top_level_names(dist):
+    text = dist.read_text("top_level.txt")
+    if text:
+        return sorted({n.strip().split("/")[0] for n in text.splitlines() if n.strip()})
+    names = set()
+    for f in dist.files or ():
+        first = f.parts[0] if f.parts else ""
+        if not first or first == ".." or first.endswith((".dist-info", ".egg-info", ".data")) or first == "__pycache__":
+            continue
+        if len(f.parts) == 1:
+            if first.endswith(".py"):
+                names.add(first[:-3])
+            continue
+        names.add(first)
+    return sorted(n for n in names if n.isidentifier())
+
+
+def describe(dist):
+    path = getattr(dist, "_path", None)
+    meta_dir = str(path) if path is not None else None
+    name = dist.metadata["Name"] if dist.metadata is not None else None
+    return {
+        "name": name,
+        "canonical": canonical(name) if name else None,
+        "version": dist.version if name else None,
+        "location": os.path.dirname(meta_dir) if meta_dir else None,
+        "metadata_dir": meta_dir,
+        "requires": list(dist.requires or ()),
+        "requires_python": dist.metadata["Requires-Python"] if name else None,
+        "installer": (dist.read_text("INSTALLER") or "").strip() or None,
+        "top_level": top_level_names(dist) if name else [],
+    }
+
+
+def origin_of(name, path):
+    """Where ``import name`` would come from when searching ``path``, without importing it."""
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+    except Exception:
+        return None
+    if spec is None:
+        return None
+    if spec.origin not in (None, "namespace"):
+        return spec.origin
+    locations = list(spec.submodule_search_locations or ())
+    return locations[0] if locations else None
+
+
+def shadowed(dists, cwd):
+    """Top-level modules of installed distributions that another folder provides first."""
+    found = []
+    search = [p for p in sys.path if p]
+    extra = [("current directory", cwd)] if cwd and cwd not in search else []
+    for d in dists:
+        if not d["location"]:
+            continue
+        home = os.path.realpath(d["location"])
+        for module in d["top_level"]:
+            for label, path in [("sys.path", search)] + [(lbl, [p]) for lbl, p in extra]:
+                origin = origin_of(module, path)
+                if origin and not os.path.realpath(origin).startswith(home + os.sep):
+                    found.append({"module": module, "distribution": d["name"], "version": d["version"],
+                                  "installed_at": d["location"], "shadowed_by": origin, "via": label})
+                    break
+    return found
+
+
+ctx = context()
+dists = [describe(d) for d in metadata.distributions()]
+broken = [d["metadata_dir"] for d in dists if not d["name"]]
+dists = [d for d in dists if d["name"]]
+by_name = {}
+for d in dists:
+    by_name.setdefault(d["canonical"], []).append(d)
+first = [group[0] for group in by_name.values()]  # what import and pip would see
+emit({
+    "distributions": dists,
+    "broken_metadata": broken,
+    "marker_environment": marker_environment(),
+    "shadowed_modules": shadowed(first, ctx.get("cwd")),
+})

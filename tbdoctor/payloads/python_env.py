@@ -1,0 +1,100 @@
+# Facts about the interpreter, its environment kind and pip. Stdlib only, 3.8+.
+import platform
+import site
+import sysconfig
+
+ENV_PREFIXES = ("PYTHON", "PIP_", "CUDA", "NVIDIA_", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH",
+                "VIRTUAL_ENV", "CONDA", "UV_", "PYENV", "TF_", "TORCH", "PYTORCH", "XLA_",
+                "HF_", "PATH")
+
+
+def read_pyvenv_cfg(prefix):
+    cfg = {}
+    path = os.path.join(prefix, "pyvenv.cfg")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                key, sep, value = line.partition("=")
+                if sep:
+                    cfg[key.strip().lower()] = value.strip()
+    except OSError:
+        return None
+    return cfg
+
+
+def environment_kind(cfg):
+    """(kind, evidence) for this interpreter's environment."""
+    prefix = sys.prefix
+    in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+    if cfg is not None and in_venv:
+        if "uv" in cfg:
+            return "uv", "pyvenv.cfg has 'uv = %s'" % cfg["uv"]
+        if "virtualenv" in cfg:
+            return "virtualenv", "pyvenv.cfg has 'virtualenv = %s'" % cfg["virtualenv"]
+        return "venv", "pyvenv.cfg in %s" % prefix
+    if os.path.isdir(os.path.join(prefix, "conda-meta")):
+        return "conda", "conda-meta/ in %s" % prefix
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.join(os.path.expanduser("~"), ".pyenv")
+    if os.path.realpath(prefix).startswith(os.path.realpath(pyenv_root) + os.sep):
+        return "pyenv", "prefix under %s" % pyenv_root
+    return "system", "no venv, conda or pyenv marker"
+
+
+def externally_managed():
+    """Path of the PEP 668 EXTERNALLY-MANAGED marker in force, or None."""
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        return None  # a venv is never externally managed
+    marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+    return marker if os.path.isfile(marker) else None
+
+
+def pip_facts():
+    try:
+        from importlib.metadata import version
+        pip_version = version("pip")
+    except Exception:
+        return {"installed": False}
+    facts = {"installed": True, "version": pip_version, "config": {}, "config_error": None}
+    try:
+        from pip._internal.configuration import Configuration
+        conf = Configuration(isolated=False)
+        conf.load()
+        for key, value in conf.items():
+            facts["config"][key] = value
+    except Exception as exc:  # pip's internals moved, or a broken pip.conf
+        facts["config_error"] = first_line(exc)
+    return facts
+
+
+def user_site():
+    path = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    return {
+        "enabled": bool(site.ENABLE_USER_SITE),
+        "path": path,
+        "exists": bool(path and os.path.isdir(path)),
+        "on_sys_path": bool(path and path in sys.path),
+    }
+
+
+cfg = read_pyvenv_cfg(sys.prefix)
+kind, evidence = environment_kind(cfg)
+emit({
+    "version": platform.python_version(),
+    "version_info": list(sys.version_info[:3]),
+    "implementation": platform.python_implementation(),
+    "bits": 64 if sys.maxsize > 2 ** 32 else 32,
+    "executable": sys.executable,
+    "prefix": sys.prefix,
+    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+    "platform": sys.platform,
+    "machine": platform.machine(),
+    "env_kind": kind,
+    "env_evidence": evidence,
+    "pyvenv_cfg": cfg,
+    "externally_managed": externally_managed(),
+    "site_packages": sysconfig.get_path("purelib"),
+    "user_site": user_site(),
+    "sys_path": sys.path,
+    "environ": {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) or k == "PATH"},
+    "pip": pip_facts(),
+})

@@ -1,0 +1,171 @@
+"""The probe engine: runs every probe in parallel, each bounded, and builds Facts.
+
+A probe is either a payload (a stdlib-only script run by the target
+interpreter) or a host function (run in tbdoctor's own process, for what does
+not depend on the target: nvidia-smi, NVML, nvcc). Whatever a probe does, the
+engine records how it ended in ``facts["probes"][name]``; a probe that
+crashes, hangs or prints garbage leaves ``facts[name] = None`` and never stops
+the others. This module owns collection and nothing else: no rules, no output.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Callable
+
+from tbdoctor import __version__, facts as facts_mod, procs
+from tbdoctor.target import Target
+
+DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
+_MARKER = "@@tbdoctor-result@@"
+_QUIET_ENV = {
+    "PYTHONIOENCODING": "utf-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONWARNINGS": "ignore",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "GRPC_VERBOSITY": "ERROR",
+    "PIP_NO_INPUT": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str  # key of its data in facts
+    sections: tuple[str, ...]  # report sections whose rules read it (for --only); the first owns it
+    payload: str = ""  # file in tbdoctor/payloads run by the target
+    host: str = ""  # "module:function" run here, called with a HostContext
+    heavy: bool = False  # imports a framework; skipped by --quick
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """What a host probe may use: the target and a bounded subprocess runner."""
+
+    target: Target
+    timeout: float
+
+    def run(self, argv: list[str], timeout: float | None = None) -> procs.ProcResult:
+        return procs.run(argv, timeout=min(timeout or self.timeout, self.timeout))
+
+
+# The one ordered registry of probes.
+PROBES: tuple[Probe, ...] = (
+    Probe("python", ("python", "pip"), payload="python_env.py"),
+    Probe("packages", ("pip", "python"), payload="distributions.py"),
+)
+
+
+class ProbeFailed(Exception):
+    """A probe ended without a usable result; the message says how."""
+
+    def __init__(self, message: str, stderr_tail: str = ""):
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+def payload_source(filename: str) -> str:
+    files = resources.files("tbdoctor.payloads")
+    return files.joinpath("_common.py").read_text(encoding="utf-8") + "\n" + files.joinpath(filename).read_text(encoding="utf-8")
+
+
+def run_payload(target: Target, filename: str, timeout: float, context: dict | None = None) -> dict:
+    """Run one payload in the target interpreter and return the object it emitted."""
+    env = dict(os.environ, **_QUIET_ENV)
+    with tempfile.TemporaryDirectory(prefix="tbdoctor-probe-") as neutral_cwd:
+        result = procs.run(
+            [target.python, "-", json.dumps(context or {})],
+            timeout=timeout, env=env, cwd=neutral_cwd, stdin_text=payload_source(filename),
+        )
+    if result.failure():
+        raise ProbeFailed(result.failure(), result.stderr_tail())
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(_MARKER):
+            try:
+                data = json.loads(line[len(_MARKER):])
+            except ValueError:
+                break
+            if isinstance(data, dict):
+                return data
+            break
+    raise ProbeFailed("printed no parseable result", result.stderr_tail() or result.stdout[-500:])
+
+
+def _run_one(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
+    if probe.payload:
+        return run_payload(target, probe.payload, timeout, context)
+    module, _, func = probe.host.partition(":")
+    return getattr(importlib.import_module(module), func)(HostContext(target, timeout))
+
+
+def select(sections: list[str] | None, quick: bool) -> tuple[Probe, ...]:
+    return tuple(p for p in PROBES
+                 if (not sections or set(p.sections) & set(sections)) and not (quick and p.heavy))
+
+
+def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_TIMEOUT,
+            on_done: Callable[[str], None] | None = None) -> dict:
+    """Run ``probes`` in parallel; return the redacted facts snapshot.
+
+    Returns within about ``timeout`` seconds whatever the probes do: payload
+    children are killed with their process group, and a host probe still
+    running at the deadline is abandoned (its thread is a daemon).
+    """
+    context = {"cwd": os.getcwd(), "timeout": timeout}
+    results: dict[str, dict] = {}
+    lock = threading.Lock()
+
+    def worker(probe: Probe) -> None:
+        start = time.monotonic()
+        meta: dict = {"status": "ok", "section": probe.sections[0]}
+        data = None
+        try:
+            data = _run_one(probe, target, timeout, context)
+        except ProbeFailed as exc:
+            meta.update(status="failed", error=str(exc), stderr_tail=exc.stderr_tail)
+        except Exception as exc:  # a bug in a host probe must not take the run down
+            meta.update(status="failed", error=f"{type(exc).__name__}: {exc}", stderr_tail="")
+        meta["seconds"] = round(time.monotonic() - start, 3)
+        with lock:
+            results[probe.name] = {"meta": meta, "data": data}
+        if on_done:
+            on_done(probe.name)
+
+    threads = [threading.Thread(target=worker, args=(p,), daemon=True, name=f"probe-{p.name}") for p in probes]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout + 10  # the children's own kill takes a moment
+    try:
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+    except BaseException:  # Ctrl-C: leave no probe running
+        procs.kill_all()
+        raise
+
+    snapshot: dict = {
+        "schema": facts_mod.SCHEMA,
+        "tbdoctor": __version__,
+        "collected_at": datetime.date.today().isoformat(),
+        "host_platform": sys.platform,
+        "target": target.to_dict(),
+        "probes": {},
+    }
+    with lock:
+        for probe in probes:
+            got = results.get(probe.name)
+            if got is None:
+                got = {"meta": {"status": "failed", "section": probe.sections[0], "seconds": round(timeout, 3),
+                                "error": f"timed out after {timeout:.0f} s", "stderr_tail": ""}, "data": None}
+            snapshot["probes"][probe.name] = got["meta"]
+            snapshot[probe.name] = got["data"]
+    return facts_mod.redact(snapshot)

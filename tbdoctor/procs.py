@@ -1,0 +1,137 @@
+"""The only place tbdoctor starts processes.
+
+``run(argv, timeout)`` never raises for the child's sake: a missing program, a
+non-zero exit, a signal or a timeout all come back as values of ``ProcResult``.
+Each child gets its own process group, so a timeout kills the whole tree.
+Imports nothing from tbdoctor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+_WINDOWS = sys.platform == "win32"
+_LIVE: set[subprocess.Popen] = set()  # children still running, for kill_all()
+_LIVE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ProcResult:
+    argv: tuple[str, ...]
+    returncode: int | None  # None when it never ran or was killed on timeout
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    timed_out: bool = False
+    not_found: bool = False
+    error: str = ""  # why it could not be started
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def signal_name(self) -> str | None:
+        """``SIGSEGV`` for a child killed by signal 11, else None."""
+        if self.returncode is None or self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+    def failure(self) -> str:
+        """A one-line description of what went wrong, or '' when it succeeded."""
+        if self.not_found:
+            return f"{self.argv[0]} not found"
+        if self.error:
+            return f"could not start {self.argv[0]}: {self.error}"
+        if self.timed_out:
+            return f"timed out after {self.seconds:.0f} s"
+        if self.signal_name:
+            return f"crashed ({self.signal_name}, signal {-self.returncode})"
+        if self.returncode:
+            return f"exited with status {self.returncode}"
+        return ""
+
+    def stderr_tail(self, lines: int = 8) -> str:
+        return "\n".join(self.stderr.strip().splitlines()[-lines:])
+
+
+def run(
+    argv: list[str],
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    stdin_text: str | None = None,
+) -> ProcResult:
+    """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds."""
+    start = time.monotonic()
+    kwargs: dict = {}
+    if _WINDOWS:
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            encoding="utf-8",
+            errors="replace",
+            **kwargs,
+        )
+    except FileNotFoundError:
+        return ProcResult(tuple(argv), None, not_found=True)
+    except OSError as exc:  # permission denied, exec format error, ...
+        return ProcResult(tuple(argv), None, error=exc.strerror or str(exc))
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    try:
+        out, err = proc.communicate(stdin_text, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except (subprocess.TimeoutExpired, ValueError):
+            out, err = "", ""
+        return ProcResult(tuple(argv), None, out or "", err or "", time.monotonic() - start, timed_out=True)
+    except BaseException:
+        _kill_tree(proc)
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+    return ProcResult(tuple(argv), proc.returncode, out, err, time.monotonic() - start)
+
+
+def kill_all() -> None:
+    """Kill every child still running (on Ctrl-C: they are in their own process groups)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        _kill_tree(proc)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` and everything it started (its process group)."""
+    if _WINDOWS:
+        subprocess.run(
+            ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False,
+        )
+        proc.kill()
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()

@@ -1,0 +1,50 @@
+"""Helpers shared by rules: reading facts and building fix actions. Pure."""
+
+from __future__ import annotations
+
+from packaging.utils import canonicalize_name
+
+from tbdoctor.findings import Fix, quote_command
+
+
+def target_python(facts: dict) -> str:
+    return (facts.get("target") or {}).get("python") or "python"
+
+
+def installed(facts: dict) -> dict[str, dict]:
+    """Canonical name -> the distribution import and pip see (the first on sys.path)."""
+    found: dict[str, dict] = {}
+    for dist in (facts.get("packages") or {}).get("distributions", ()):
+        found.setdefault(canonicalize_name(dist["name"]), dist)
+    return found
+
+
+def _pip_argv(facts: dict, verb: str) -> list[str]:
+    python = target_python(facts)
+    pip = (facts.get("python") or {}).get("pip") or {}
+    if pip.get("installed") is False and (facts.get("python") or {}).get("env_kind") == "uv":
+        return ["uv", "pip", verb, "--python", python]
+    return [python, "-m", "pip", verb]
+
+
+def pip_install(facts: dict, *requirements: str, options: tuple[str, ...] = ()) -> Fix:
+    argv = _pip_argv(facts, "install") + list(options) + list(requirements)
+    return Fix("pip-install", quote_command(argv), tuple(requirements))
+
+
+def pip_uninstall(facts: dict, *names: str) -> Fix:
+    argv = _pip_argv(facts, "uninstall")
+    if argv[0] != "uv":
+        argv.append("-y")
+    return Fix("pip-uninstall", quote_command(argv + list(names)), tuple(names))
+
+
+def manual(command: str) -> Fix:
+    return Fix("manual", command)
+
+
+def remove_folder(facts: dict, path: str) -> Fix:
+    """A manual step deleting ``path``, in the target platform's shell."""
+    if (facts.get("python") or {}).get("platform") == "win32":
+        return manual(f'rmdir /S /Q "{path}"')
+    return manual(quote_command(["rm", "-r", path]))

@@ -1,0 +1,123 @@
+"""Shared helpers: run the real tbdoctor CLI as a process, build real venvs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Run this checkout's tbdoctor without putting it on the target's PYTHONPATH.
+_BOOT = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli import main; sys.exit(main())"
+
+
+def clean_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONNOUSERSITE")}
+    env.update(extra)
+    return env
+
+
+def tbdoctor(*args: str, env: dict | None = None, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real CLI in a child process and return what it did."""
+    return subprocess.run([sys.executable, "-c", _BOOT, *args], capture_output=True, text=True,
+                          env=env or clean_env(), cwd=cwd, timeout=timeout)
+
+
+def check_json(*args: str, **kwargs) -> tuple[dict, subprocess.CompletedProcess]:
+    proc = tbdoctor("check", "--json", *args, **kwargs)
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout), proc
+
+
+def ids(report: dict, status: str | None = None) -> set[str]:
+    return {c["id"] for c in report["checks"] if status is None or c["status"] == status}
+
+
+def by_id(report: dict, check_id: str) -> list[dict]:
+    return [c for c in report["checks"] if c["id"] == check_id]
+
+
+@dataclass
+class Venv:
+    path: Path
+    python: Path
+    site: Path
+
+    def add_dist(self, name: str, version: str, requires=(), top_level: str | None = None,
+                 module_source: str | None = None, site: Path | None = None) -> Path:
+        """Hand-write an installed distribution (dist-info, and a module if given)."""
+        site = site or self.site
+        info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True)
+        meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+        meta += [f"Requires-Dist: {r}" for r in requires]
+        (info / "METADATA").write_text("\n".join(meta) + "\n")
+        (info / "INSTALLER").write_text("pip\n")
+        records = [f"{info.name}/METADATA,,", f"{info.name}/RECORD,,"]
+        if module_source is not None:
+            module = top_level or name.replace("-", "_")
+            (site / module).mkdir(exist_ok=True)
+            (site / module / "__init__.py").write_text(module_source)
+            (info / "top_level.txt").write_text(module + "\n")
+            records.append(f"{module}/__init__.py,,")
+        (info / "RECORD").write_text("\n".join(records) + "\n")
+        return info
+
+
+def make_venv(root: Path, name: str = "env", with_pip: bool = False) -> Venv:
+    path = root / name
+    venv.EnvBuilder(with_pip=with_pip, symlinks=os.name != "nt").create(path)
+    python = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    return Venv(path, python, site)
+
+
+@pytest.fixture
+def env(tmp_path) -> Venv:
+    return make_venv(tmp_path)
+
+
+def make_facts(**data) -> dict:
+    """A hand-made facts snapshot: probe data by name, every probe marked ok."""
+    facts = {"schema": "tbdoctor.facts/1", "tbdoctor": "test", "collected_at": "2026-11-29",
+             "target": {"python": "/envs/x/bin/python", "chosen_by": "--python"},
+             "probes": {name: {"status": "ok", "section": name, "seconds": 0.1} for name in data}}
+    facts.update(data)
+    return facts
+
+
+def python_facts(**overrides) -> dict:
+    base = {"version": "3.11.7", "version_info": [3, 11, 7], "implementation": "CPython", "bits": 64,
+            "executable": "/envs/x/bin/python", "prefix": "/envs/x", "base_prefix": "/usr",
+            "platform": "linux", "machine": "x86_64", "env_kind": "venv", "env_evidence": "pyvenv.cfg",
+            "pyvenv_cfg": {}, "externally_managed": None, "site_packages": "/envs/x/lib/python3.11/site-packages",
+            "user_site": {"enabled": False, "path": None, "exists": False, "on_sys_path": False},
+            "sys_path": [], "environ": {}, "pip": {"installed": True, "version": "24.0", "config": {}}}
+    base.update(overrides)
+    return base
+
+
+def dist(name, version, requires=(), location="/envs/x/lib/python3.11/site-packages"):
+    return {"name": name, "canonical": name.lower().replace("_", "-"), "version": version,
+            "location": location, "metadata_dir": f"{location}/{name}-{version}.dist-info",
+            "requires": list(requires), "requires_python": None, "installer": "pip", "top_level": [name]}
+
+
+MARKERS_311 = {"implementation_name": "cpython", "implementation_version": "3.11.7", "os_name": "posix",
+               "platform_machine": "x86_64", "platform_release": "6.1", "platform_system": "Linux",
+               "platform_version": "#1", "python_full_version": "3.11.7",
+               "platform_python_implementation": "CPython", "python_version": "3.11", "sys_platform": "linux"}
+
+
+def packages_facts(*dists, shadowed=()) -> dict:
+    return {"distributions": list(dists), "broken_metadata": [], "marker_environment": MARKERS_311,
+            "shadowed_modules": list(shadowed)}
