@@ -86,6 +86,56 @@ def env(tmp_path) -> Venv:
     return make_venv(tmp_path)
 
 
+def pip_install(env: Venv, *requirements: str, timeout: float = 1200) -> None:
+    """Install into ``env`` with its own pip, always under constraints.txt (torch pinned)."""
+    subprocess.run([str(env.python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "-c", str(REPO / "constraints.txt"), *requirements],
+                   check=True, capture_output=True, text=True, timeout=timeout)
+
+
+def cached_venv(factory, name: str, *requirements: str) -> Venv:
+    """A venv with ``requirements`` installed, built once per test session.
+
+    With TBDOCTOR_TEST_CACHE set, it is kept in that folder across sessions (for
+    development; CI builds afresh). Treat it as read-only: to break it, layer an
+    environment on top with ``layered_venv``.
+    """
+    import hashlib
+    key = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()[:12]
+    cache = os.environ.get("TBDOCTOR_TEST_CACHE")
+    root = Path(cache) if cache else factory.getbasetemp() / "venv-cache"
+    path = root / f"{name}-{key}"
+    python = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not (path / ".complete").exists():
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        built = make_venv(root, path.name, with_pip=True)
+        if requirements:
+            pip_install(built, *requirements)
+        (path / ".complete").write_text("\n".join(requirements))
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    return Venv(path, python, site)
+
+
+def layered_venv(root: Path, base: Venv, name: str = "layered") -> Venv:
+    """A new venv that sees ``base``'s packages after its own (a .pth line), so a
+    test can break it by installing into it without touching ``base``."""
+    env = make_venv(root, name)
+    (env.site / "_tbdoctor_test_base.pth").write_text(str(base.site) + "\n")
+    return env
+
+
+# The torch + tensorboardX + TensorBoard stack the product is about.
+STACK = ("torch==2.13.0", "tensorboardX", "tensorboard")
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory) -> Venv:
+    return cached_venv(tmp_path_factory, "stack", *STACK)
+
+
 def make_facts(**data) -> dict:
     """A hand-made facts snapshot: probe data by name, every probe marked ok."""
     facts = {"schema": "tbdoctor.facts/1", "tbdoctor": "test", "collected_at": "2026-11-29",
