@@ -43,9 +43,37 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
 
 
+def _source_arguments(p: argparse.ArgumentParser) -> None:
+    """pip source options (added to the user's pip configuration), e.g. for an offline wheelhouse."""
+    p.add_argument("--index-url", metavar="URL", help="pip --index-url for every install")
+    p.add_argument("--extra-index-url", metavar="URL", action="append", default=[], help="pip --extra-index-url (repeatable)")
+    p.add_argument("--find-links", metavar="PATH_OR_URL", action="append", default=[], help="pip --find-links (repeatable)")
+    p.add_argument("--constraint", metavar="FILE", action="append", default=[], help="pip --constraint (repeatable)")
+    p.add_argument("--no-index", action="store_true", help="pip --no-index: only --find-links sources")
+
+
+def _fix_arguments(p: argparse.ArgumentParser) -> None:
+    _add_target(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="show the plan and what pip would change; change nothing")
+    mode.add_argument("--history", action="store_true", help="list the snapshots taken before each fix")
+    mode.add_argument("--rollback", nargs="?", const="", metavar="ID",
+                      help="restore a snapshot (default: the newest, for --python's interpreter if given)")
+    p.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    p.add_argument("--only", nargs="+", action="extend", metavar="ID", default=[],
+                   help="fix only findings with these ids (glob patterns such as 'pip.*')")
+    p.add_argument("--ignore", nargs="+", action="extend", metavar="ID", default=[],
+                   help="finding ids (or glob patterns) to leave alone")
+    p.add_argument("--break-system-packages", action="store_true",
+                   help="allow changing an externally-managed (PEP 668) or system interpreter")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each probe (default 90)")
+    _source_arguments(p)
+
+
 # name -> (help, argument definer); the module tbdoctor.commands.<name> does the work.
 COMMANDS = {
     "check": ("diagnose an environment: Python, pip, GPU, CUDA, frameworks, TensorBoard", _check_arguments),
+    "fix": ("repair an environment from check's findings: plan, dry run, snapshot, apply, roll back", _fix_arguments),
 }
 
 

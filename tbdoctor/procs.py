@@ -70,8 +70,14 @@ def run(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     stdin_text: str | None = None,
+    interrupt_grace: float = 0.0,
 ) -> ProcResult:
-    """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds."""
+    """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds.
+
+    On Ctrl-C in tbdoctor the child is killed; with ``interrupt_grace`` it first
+    gets SIGINT and that many seconds to clean up (pip rolls back its own
+    half-done uninstall on KeyboardInterrupt).
+    """
     start = time.monotonic()
     kwargs: dict = {}
     if _WINDOWS:
@@ -106,6 +112,8 @@ def run(
             out, err = "", ""
         return ProcResult(tuple(argv), None, out or "", err or "", time.monotonic() - start, timed_out=True)
     except BaseException:
+        if interrupt_grace and not _WINDOWS:
+            _interrupt(proc, interrupt_grace)
         _kill_tree(proc)
         raise
     finally:
@@ -120,6 +128,15 @@ def kill_all() -> None:
         live = list(_LIVE)
     for proc in live:
         _kill_tree(proc)
+
+
+def _interrupt(proc: subprocess.Popen, grace: float) -> None:
+    """SIGINT to the child's process group, then wait up to ``grace`` seconds for it."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(grace)
+    except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:

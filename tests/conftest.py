@@ -171,3 +171,80 @@ MARKERS_311 = {"implementation_name": "cpython", "implementation_version": "3.11
 def packages_facts(*dists, shadowed=()) -> dict:
     return {"distributions": list(dists), "broken_metadata": [], "marker_environment": MARKERS_311,
             "shadowed_modules": list(shadowed)}
+
+
+def make_wheel(wheelhouse: Path, name: str, version: str, requires=(), module_source: str = "") -> Path:
+    """Hand-write a pure-Python wheel (no build backend, no network): a module
+    named after the project and its dist-info, with a correct RECORD."""
+    import base64
+    import hashlib
+    import zipfile
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    module = name.replace("-", "_")
+    info = f"{module}-{version}.dist-info"
+    files = {
+        f"{module}/__init__.py": module_source or f"__version__ = {version!r}\n",
+        f"{info}/METADATA": "\n".join(["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}",
+                                       *[f"Requires-Dist: {r}" for r in requires]]) + "\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tbdoctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/top_level.txt": module + "\n",
+    }
+    record = []
+    path = wheelhouse / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for arc, text in files.items():
+            data = text.encode()
+            zf.writestr(arc, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{arc},sha256={digest},{len(data)}")
+        zf.writestr(f"{info}/RECORD", "\n".join(record + [f"{info}/RECORD,,"]) + "\n")
+    return path
+
+
+def make_sdist(wheelhouse: Path, name: str, version: str, build_wheel_body: str, requires=()) -> Path:
+    """An sdist whose in-tree PEP 517 backend (no build requirements: works offline)
+    gives metadata at once but runs ``build_wheel_body`` to build: a build that
+    fails or hangs while pip's dry run (metadata only) succeeds."""
+    import io
+    import tarfile
+    import textwrap
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    module = name.replace("-", "_")
+    base = f"{module}-{version}"
+    metadata = "\\n".join(["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}",
+                           *[f"Requires-Dist: {r}" for r in requires]]) + "\\n"
+    backend = textwrap.dedent(f'''
+        import os
+        def get_requires_for_build_wheel(config_settings=None):
+            return []
+        def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+            info = os.path.join(metadata_directory, "{base}.dist-info")
+            os.makedirs(info)
+            with open(os.path.join(info, "METADATA"), "w") as fh:
+                fh.write("{metadata}")
+            return "{base}.dist-info"
+        def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+        ''') + textwrap.indent(textwrap.dedent(build_wheel_body), "    ")
+    files = {"pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+             "backend.py": backend,
+             "PKG-INFO": metadata.replace("\\n", "\n")}
+    path = wheelhouse / f"{base}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for arc, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{base}/{arc}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def pip_install_offline(env: Venv, wheelhouse: Path, *requirements: str, no_deps: bool = True) -> None:
+    """Install from a local wheelhouse only (``--no-deps`` by default: to build a conflict)."""
+    subprocess.run([str(env.python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
+                    "--find-links", str(wheelhouse), *(["--no-deps"] if no_deps else []), *requirements],
+                   check=True, capture_output=True, text=True, timeout=300)
+
+
+def pip_freeze(env: Venv) -> str:
+    return subprocess.run([str(env.python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True,
+                          check=True, timeout=120).stdout

@@ -1,0 +1,200 @@
+"""End-to-end tests of `tbdoctor fix`: real pip, real venvs, local wheelhouses, no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (REPO, check_json, clean_env, ids, make_sdist, make_venv, make_wheel, pip_freeze,
+                      pip_install_offline, tbdoctor)
+
+_BOOT = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli import main; sys.exit(main())"
+
+
+@pytest.fixture
+def state(tmp_path):
+    return tmp_path / "state"
+
+
+def fix(*args, state, extra_env=None, **kwargs):
+    return tbdoctor("fix", *args, env=clean_env(TBDOCTOR_STATE_DIR=str(state), **(extra_env or {})), **kwargs)
+
+
+def offline(wheelhouse: Path) -> tuple[str, ...]:
+    return ("--no-index", "--find-links", str(wheelhouse))
+
+
+@pytest.fixture
+def broken(tmp_path):
+    """A venv (with pip) layered over a base venv: a version conflict (alpha needs
+    beta>=2, beta 1.0 installed) and delta installed twice (2.0 here, 1.0 in the base)."""
+    wheels = tmp_path / "wheels"
+    for name, version, requires in (("alpha", "1.0", ["beta>=2"]), ("beta", "1.0", []), ("beta", "2.0", []),
+                                    ("delta", "2.0", [])):
+        make_wheel(wheels, name, version, requires)
+    base = make_venv(tmp_path, "base")
+    base.add_dist("delta", "1.0", module_source="")
+    env = make_venv(tmp_path, "env", with_pip=True)
+    (env.site / "_base.pth").write_text(str(base.site) + "\n")
+    pip_install_offline(env, wheels, "alpha==1.0", "beta==1.0", "delta==2.0")
+    return env, wheels
+
+
+def test_conflict_and_duplicate_fixed_recheck_clean_history_and_rollback(broken, state):
+    env, wheels = broken
+    before = pip_freeze(env)
+    report, _ = check_json("--python", str(env.python))
+    assert {"pip.version-conflict", "pip.duplicate-distribution"} <= ids(report)
+
+    pending = fix("--python", str(env.python), *offline(wheels), state=state)  # not a TTY, no --yes
+    assert pending.returncode == 1
+    assert "Pending: run again with --yes" in pending.stdout
+    assert pip_freeze(env) == before and not state.exists()
+
+    dry = fix("--python", str(env.python), "--dry-run", *offline(wheels), state=state)
+    assert dry.returncode == 1 and "Dry run: nothing was changed." in dry.stdout
+    assert "uninstall delta" in dry.stdout and "install beta>=2" in dry.stdout
+    assert dry.stdout.index("uninstall delta") < dry.stdout.index("install beta>=2")
+    assert re.search(r"upgrade\s+beta\s+1\.0\s+2\.0", dry.stdout) and re.search(r"remove\s+delta\s+2\.0", dry.stdout)
+    assert pip_freeze(env) == before
+
+    done = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No issues found" in done.stdout and "Fix applied" in done.stdout
+    report, proc = check_json("--python", str(env.python))
+    assert proc.returncode == 0 and report["summary"]["error"] == report["summary"]["warning"] == 0
+    assert "beta==2.0" in pip_freeze(env) and "delta==1.0" in pip_freeze(env)  # the base copy shows through
+
+    [snap_dir] = (state / "snapshots").iterdir()
+    snap = json.loads((snap_dir / "snapshot.json").read_text())
+    assert snap["outcome"] == "applied"
+    assert sorted(w["file"] for w in snap["wheels"]) == ["beta-1.0-py3-none-any.whl", "delta-2.0-py3-none-any.whl"]
+    history = fix("--history", state=state)
+    assert snap["id"] in history.stdout and "applied" in history.stdout
+
+    back = fix("--rollback", state=state)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"Restored snapshot {snap['id']}" in back.stdout
+    assert pip_freeze(env) == before
+
+
+def test_unsatisfiable_fix_is_refused_before_anything_changes(broken, state, tmp_path):
+    env, wheels = broken
+    (wheels / "beta-2.0-py3-none-any.whl").unlink()  # no beta>=2 anywhere
+    before = pip_freeze(env)
+    proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert proc.returncode == 1
+    assert "Refused: pip cannot install beta>=2" in proc.stdout
+    assert "No matching distribution found for beta>=2" in proc.stdout
+    assert pip_freeze(env) == before
+    assert not state.exists()  # refused before the snapshot
+
+
+def test_failing_step_rolls_back_what_earlier_steps_changed(broken, state):
+    env, wheels = broken
+    (wheels / "beta-2.0-py3-none-any.whl").unlink()
+    make_sdist(wheels, "beta", "2.0", 'raise RuntimeError("the build of beta fails")\n')
+    before = pip_freeze(env)
+    proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert proc.returncode == 1
+    assert "✓ [1/2] uninstall delta" in proc.stdout  # it did change the environment ...
+    assert "✗ Fix rolled back: step 2 (install beta>=2) failed" in proc.stdout
+    assert pip_freeze(env) == before  # ... and put it back (delta 2.0 from the snapshot's own wheel)
+
+
+def test_ctrl_c_during_apply_restores_the_snapshot(broken, state, tmp_path):
+    env, wheels = broken
+    marker = tmp_path / "building"
+    (wheels / "beta-2.0-py3-none-any.whl").unlink()
+    make_sdist(wheels, "beta", "2.0", "import time\nopen(os.environ['TBD_MARKER'], 'w').close()\ntime.sleep(300)\n")
+    before = pip_freeze(env)
+    child = subprocess.Popen([sys.executable, "-c", _BOOT, "fix", "--python", str(env.python), "--yes",
+                              *offline(wheels)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=clean_env(TBDOCTOR_STATE_DIR=str(state), TBD_MARKER=str(marker)))
+    deadline = time.monotonic() + 120
+    while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), child.communicate()
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, out + err
+    assert "✗ Fix rolled back: interrupted (Ctrl-C)" in out
+    assert pip_freeze(env) == before
+    [snap_dir] = (state / "snapshots").iterdir()
+    assert json.loads((snap_dir / "snapshot.json").read_text())["outcome"].startswith("rolled back: interrupted")
+
+
+def test_plan_that_would_break_another_package_is_refused(tmp_path, state):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "alpha", "1.0", ["delta>=2"])
+    make_wheel(wheels, "delta", "2.0")
+    base = make_venv(tmp_path, "base")
+    base.add_dist("delta", "1.0", module_source="")
+    env = make_venv(tmp_path, "env", with_pip=True)
+    (env.site / "_base.pth").write_text(str(base.site) + "\n")
+    pip_install_offline(env, wheels, "alpha==1.0", "delta==2.0")
+    before = pip_freeze(env)
+    proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert proc.returncode == 1
+    assert "Refused: the plan would break other installed packages" in proc.stdout
+    assert "alpha 1.0 requires delta>=2, but delta 1.0 would be installed" in proc.stdout
+    assert pip_freeze(env) == before and not state.exists()
+
+
+def _externally_managed_python(root: Path) -> Path:
+    """A real non-venv CPython: the base interpreter's binary copied under ``root``, with a
+    stdlib folder of links to the real one, its own site-packages, and an EXTERNALLY-MANAGED
+    file. pip decides PEP 668 exactly so: not in a venv, and the marker in
+    sysconfig's stdlib folder, which Python derives from where its binary lies."""
+    base = Path(sys.base_prefix)
+    binary = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    stdlib = Path(sysconfig.get_path("stdlib", vars={"installed_base": str(base), "base": str(base)}))
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(binary, root / "bin" / binary.name)
+    mine = root / stdlib.relative_to(base)
+    mine.mkdir(parents=True)
+    for entry in stdlib.iterdir():
+        if entry.name not in ("site-packages", "dist-packages", "EXTERNALLY-MANAGED"):
+            (mine / entry.name).symlink_to(entry)
+    python = root / "bin" / binary.name
+    subprocess.run([str(python), "-m", "ensurepip"], check=True, capture_output=True, timeout=300)
+    (mine / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=managed by the tbdoctor tests\n")
+    return python
+
+
+@pytest.mark.skipif(os.name == "nt", reason="builds a POSIX interpreter tree")
+def test_externally_managed_interpreter_is_refused_unless_overridden(tmp_path, state):
+    python = _externally_managed_python(tmp_path / "system")
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "beta", "2.0")
+    refused_by_pip = subprocess.run([str(python), "-m", "pip", "install", *offline(wheels), "beta"],
+                                    capture_output=True, text=True, timeout=120)
+    assert "externally-managed-environment" in refused_by_pip.stderr  # pip itself sees PEP 668 here
+    from conftest import Venv
+    Venv(python.parent.parent, python, site).add_dist("alpha", "1.0", requires=["beta>=2"])
+    Venv(python.parent.parent, python, site).add_dist("beta", "1.0")
+    freeze = subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True).stdout
+
+    proc = fix("--python", str(python), "--yes", *offline(wheels), state=state)
+    assert proc.returncode == 1
+    assert "Refused:" in proc.stdout and "externally managed (PEP 668 marker" in proc.stdout
+    assert f"tbdoctor setup ./tbdoctor-env --python {python}" in proc.stdout
+    assert "--break-system-packages" in proc.stdout
+    assert subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True).stdout == freeze
+    assert not state.exists()
+
+    forced = fix("--python", str(python), "--yes", "--break-system-packages", *offline(wheels), state=state)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "beta==2.0" in subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
