@@ -248,3 +248,11 @@ def pip_install_offline(env: Venv, wheelhouse: Path, *requirements: str, no_deps
 def pip_freeze(env: Venv) -> str:
     return subprocess.run([str(env.python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True,
                           check=True, timeout=120).stdout
+
+
+def copy_venv(env: Venv, dest: Path) -> Venv:
+    """A copy of ``env`` at ``dest`` (cheaper than building one). Run its tools as
+    ``python -m pip``: the copied scripts' shebangs still name the original."""
+    import shutil
+    shutil.copytree(env.path, dest, symlinks=True)
+    return Venv(dest, dest / env.python.relative_to(env.path), dest / env.site.relative_to(env.path))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, check_json, clean_env, ids, make_sdist, make_venv, make_wheel, pip_freeze,
+from conftest import (REPO, check_json, clean_env, copy_venv, ids, make_sdist, make_venv, make_wheel, pip_freeze,
                       pip_install_offline, tbdoctor)
 
 _BOOT = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli import main; sys.exit(main())"
@@ -34,20 +34,30 @@ def offline(wheelhouse: Path) -> tuple[str, ...]:
     return ("--no-index", "--find-links", str(wheelhouse))
 
 
-@pytest.fixture
-def broken(tmp_path):
-    """A venv (with pip) layered over a base venv: a version conflict (alpha needs
-    beta>=2, beta 1.0 installed) and delta installed twice (2.0 here, 1.0 in the base)."""
-    wheels = tmp_path / "wheels"
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """Built once: a venv (with pip) with a version conflict (alpha needs beta>=2, beta 1.0
+    installed) and delta 2.0, a base venv with delta 1.0, and a wheelhouse offering beta 2.0."""
+    root = tmp_path_factory.mktemp("template")
+    wheels = root / "wheels"
     for name, version, requires in (("alpha", "1.0", ["beta>=2"]), ("beta", "1.0", []), ("beta", "2.0", []),
                                     ("delta", "2.0", [])):
         make_wheel(wheels, name, version, requires)
-    base = make_venv(tmp_path, "base")
+    base = make_venv(root, "base")
     base.add_dist("delta", "1.0", module_source="")
-    env = make_venv(tmp_path, "env", with_pip=True)
-    (env.site / "_base.pth").write_text(str(base.site) + "\n")
+    env = make_venv(root, "env", with_pip=True)
     pip_install_offline(env, wheels, "alpha==1.0", "beta==1.0", "delta==2.0")
-    return env, wheels
+    return base, env, wheels
+
+
+@pytest.fixture
+def broken(template, tmp_path):
+    """A private copy of the template, the venv layered over the base: delta is installed twice."""
+    base, env, wheels = template
+    base, env = copy_venv(base, tmp_path / "base"), copy_venv(env, tmp_path / "env")
+    (env.site / "_base.pth").write_text(str(base.site) + "\n")
+    shutil.copytree(wheels, tmp_path / "wheels")
+    return env, tmp_path / "wheels"
 
 
 def test_conflict_and_duplicate_fixed_recheck_clean_history_and_rollback(broken, state):
@@ -134,20 +144,14 @@ def test_ctrl_c_during_apply_restores_the_snapshot(broken, state, tmp_path):
     assert json.loads((snap_dir / "snapshot.json").read_text())["outcome"].startswith("rolled back: interrupted")
 
 
-def test_plan_that_would_break_another_package_is_refused(tmp_path, state):
-    wheels = tmp_path / "wheels"
-    make_wheel(wheels, "alpha", "1.0", ["delta>=2"])
-    make_wheel(wheels, "delta", "2.0")
-    base = make_venv(tmp_path, "base")
-    base.add_dist("delta", "1.0", module_source="")
-    env = make_venv(tmp_path, "env", with_pip=True)
-    (env.site / "_base.pth").write_text(str(base.site) + "\n")
-    pip_install_offline(env, wheels, "alpha==1.0", "delta==2.0")
+def test_plan_that_would_break_another_package_is_refused(broken, state):
+    env, wheels = broken
+    env.add_dist("epsilon", "1.0", requires=["delta>=2"])  # removing the venv's delta 2.0 would break it
     before = pip_freeze(env)
     proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
     assert proc.returncode == 1
     assert "Refused: the plan would break other installed packages" in proc.stdout
-    assert "alpha 1.0 requires delta>=2, but delta 1.0 would be installed" in proc.stdout
+    assert "epsilon 1.0 requires delta>=2, but delta 1.0 would be installed" in proc.stdout
     assert pip_freeze(env) == before and not state.exists()
 
 
