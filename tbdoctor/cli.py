@@ -39,6 +39,10 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
                    help="report only these sections (python, pip, gpu, cuda, torch, ...)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="time limit for each probe (default 90; probes run in parallel)")
+    p.add_argument("--quick", action="store_true",
+                   help="skip the framework imports (metadata, pip, Python and GPU only); the report lists what it skipped")
+    p.add_argument("--no-cache", action="store_true",
+                   help="probe again even if the environment is unchanged since the last check")
     p.add_argument("--save-facts", metavar="FILE", help="write the probed facts snapshot to FILE")
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
 

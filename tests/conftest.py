@@ -21,6 +21,7 @@ _BOOT = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli impor
 def clean_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONNOUSERSITE")}
+    env["TBDOCTOR_NO_CACHE"] = "1"  # each test probes afresh; test_cache.py turns the cache on
     env.update(extra)
     return env
 

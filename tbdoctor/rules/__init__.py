@@ -23,6 +23,10 @@ def probe_failures(facts: dict) -> list[Finding]:
     for name, meta in (facts.get("probes") or {}).items():
         if meta.get("status") == "ok":
             continue
+        if meta.get("status") == "skipped":
+            findings.append(Finding(f"probe.{name}", SKIPPED, f"The {name} probe was {meta.get('error', 'skipped')}",
+                                    section=meta.get("section") or "tbdoctor"))
+            continue
         tail = meta.get("stderr_tail") or ""
         findings.append(Finding(
             f"probe.{name}", ERROR, f"The {name} probe {meta.get('error', 'failed')}",
