@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import by_id, check_json, fake_gpu_env, ids, make_venv
+from conftest import by_id, check_json, fake_gpu_env, ids, make_venv, tbdoctor
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake nvidia-smi is a POSIX shell script")
 UUID = "3f8a2c1e-7b4d-4e2a-9c1f-5d6e7a8b9c01"
@@ -82,6 +82,10 @@ def test_gtx_1080_with_driver_470(tmp_path, source):
     if source == "smi":
         assert gpu["cuda_driver_version"] == "11.4" and gpu["nvidia_smi"]["method"] == "query"
     assert not ids(report, "error")
+    kit = next((k for k in report["facts"]["cuda"]["toolkits"] if k["on_path"]), None)
+    if kit and kit["version"].startswith("13."):  # CUDA 13 dropped Pascal
+        (warning,) = by_id(report, "cuda.toolkit-cannot-target-gpu")
+        assert "NVIDIA GeForce GTX 1080 (compute capability 6.1, Pascal)" in warning["title"]
 
 
 @pytest.mark.parametrize("env", [{"smi": "no-driver"}, {"nvml": "driver-not-loaded"},
@@ -192,3 +196,11 @@ def test_pip_cuda_wheels_in_the_target_and_ld_library_path_in_front_of_them(tmp_
     (warning,) = by_id(report, "cuda.ld-library-path-mixed")
     assert "libcudnn 8" in warning["title"] and "libcudnn 9 from nvidia-cudnn-cu12" in warning["title"]
     assert warning["fixes"][0]["command"] == "unset LD_LIBRARY_PATH"
+
+
+def test_console_report_redacts_uuids_too(tmp_path):
+    uuid = f"GPU-{UUID}"
+    proc = tbdoctor("check", "--python", sys.executable, "--only", "gpu", "-v",
+                    env=fake_gpu_env(tmp_path, nvml="a100-535", CUDA_VISIBLE_DEVICES=uuid[:12] + "zz"))
+    assert "NVIDIA A100-SXM4-80GB" in proc.stdout and "CUDA_VISIBLE_DEVICES='GPU-<redacted>zz'" in proc.stdout
+    assert UUID[:8] not in proc.stdout

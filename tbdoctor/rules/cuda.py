@@ -76,6 +76,29 @@ def driver_too_old(facts: dict) -> list[Finding]:
     return findings
 
 
+def toolkit_vs_gpu(facts: dict) -> list[Finding]:
+    gpus = (facts.get("gpu") or {}).get("gpus") or []
+    findings = []
+    for kit in _kits(facts):
+        if not (kit.get("on_path") or kit.get("from_cuda_home")):
+            continue
+        for cc in sorted({g["compute_capability"] for g in gpus if g.get("compute_capability")}):
+            if compat.cuda_supports_cc(kit["version"], cc) is not False:
+                continue
+            arch = compat.architecture(cc) or {}
+            names = sorted({g["name"] for g in gpus if g.get("compute_capability") == cc})
+            limits = " to ".join(x for x in (arch.get("min_cuda"), arch.get("max_cuda")) if x)
+            findings.append(Finding(
+                "cuda.toolkit-cannot-target-gpu", WARNING,
+                f"The CUDA {kit['version']} toolkit cannot compile for {', '.join(names)} "
+                f"(compute capability {cc}, {arch.get('name', 'unknown')})",
+                detail=f"Toolkits that build for {arch.get('name', 'it')}: CUDA {limits}." if limits else "",
+                hint=f"Install a CUDA toolkit of that range for building CUDA code for this GPU "
+                     f"(pip-installed frameworks bring their own runtime and are not affected by the toolkit).",
+            ))
+    return findings
+
+
 def home_vs_path(facts: dict) -> list[Finding]:
     cuda = facts.get("cuda")
     if cuda is None:
@@ -181,4 +204,4 @@ def ld_library_path_mixed(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (toolkit, libraries, driver_too_old, home_vs_path, libcuda_missing, ld_library_path_mixed)
+RULES = (toolkit, libraries, driver_too_old, toolkit_vs_gpu, home_vs_path, libcuda_missing, ld_library_path_mixed)
