@@ -7,7 +7,7 @@ import pytest
 
 from conftest import FIXTURES, tbdoctor
 from tbdoctor import compat, tables
-from tbdoctor.gpuinfo import nvidia_smi
+from tbdoctor.gpuinfo import nvidia_smi, system
 
 SMI = FIXTURES / "nvidia-smi"
 
@@ -173,3 +173,11 @@ def test_compat_bad_input_is_one_line_and_exit_2(args, message):
     proc = tbdoctor("compat", *args)
     assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_kernel_module_version_texts():
+    proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
+    open_module = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16)\n"
+    assert system.parse_module_version(proprietary) == "535.104.05"
+    assert system.parse_module_version(open_module) == "550.54.15"
+    assert system.parse_module_version(None) is None and system.parse_module_version("garbage") is None

@@ -28,11 +28,15 @@ def _read(path: str) -> str | None:
         return None
 
 
-def kernel_module_version() -> str | None:
-    """The loaded nvidia kernel module's version (/proc/driver/nvidia/version), None when absent."""
-    text = _read("/proc/driver/nvidia/version")
+def parse_module_version(text: str | None) -> str | None:
+    """"535.104.05" from /proc/driver/nvidia/version (proprietary or open kernel module)."""
     match = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9][0-9.]+)", text or "")
     return match[1] if match else None
+
+
+def kernel_module_version() -> str | None:
+    """The loaded nvidia kernel module's version, None when no module is loaded."""
+    return parse_module_version(_read("/proc/driver/nvidia/version"))
 
 
 def kernel_modules() -> dict | None:
