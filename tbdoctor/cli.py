@@ -47,9 +47,20 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
 
 
+def _compat_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 535.104.05")
+    p.add_argument("--gpu", metavar="NAME", help='GPU product name, e.g. "RTX 5090" or "A100"')
+    p.add_argument("--cc", metavar="X.Y", help="GPU compute capability, e.g. 12.0")
+    p.add_argument("--torch", metavar="VERSION", help="one PyTorch release (default: the latest; all with --gpu/--cc)")
+    p.add_argument("--platform", choices=("linux", "windows"), help="driver table (default: this machine's)")
+    p.add_argument("--json", action="store_true", help="print the tbdoctor.compat/1 JSON object only")
+
+
 # name -> (help, argument definer); the module tbdoctor.commands.<name> does the work.
 COMMANDS = {
     "check": ("diagnose an environment: Python, pip, GPU, CUDA, frameworks, TensorBoard", _check_arguments),
+    "compat": ("which CUDA versions and PyTorch builds a driver or GPU can use (bundled data, no network)",
+               _compat_arguments),
 }
 
 

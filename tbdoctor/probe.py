@@ -63,6 +63,8 @@ class HostContext:
 PROBES: tuple[Probe, ...] = (
     Probe("python", ("python", "pip"), payload="python_env.py"),
     Probe("packages", ("pip", "python"), payload="distributions.py"),
+    Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
+    Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
 )
 
 
