@@ -26,7 +26,7 @@ EXIT_INTERRUPTED = 130
 
 def _check(args) -> Report:
     return build_report(argparse.Namespace(python=args.python, only=[], facts=None, timeout=args.timeout,
-                                           save_facts=None, ignore=list(args.ignore)))
+                                           save_facts=None, ignore=list(args.ignore), quick=False, no_cache=True))
 
 
 def refusal(facts: dict, python: str) -> str | None:
