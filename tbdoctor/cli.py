@@ -74,6 +74,18 @@ def _fix_arguments(p: argparse.ArgumentParser) -> None:
     _source_arguments(p)
 
 
+def _setup_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", metavar="DIR", help="where to create the venv (default: ./.venv)")
+    p.add_argument("--profile", metavar="NAME", help="a profile of envs/, or auto (default: from the hardware)")
+    p.add_argument("--python", metavar="PYTHON", help="interpreter to build the venv with (default: python3 on PATH)")
+    p.add_argument("--yes", "-y", action="store_true", help="build without asking")
+    p.add_argument("--force", action="store_true",
+                   help="build in a non-empty DIR (removes only an old venv's own parts, never other files)")
+    p.add_argument("--list", action="store_true", help="list the profiles and what each installs on this machine")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each probe (default 90)")
+    _source_arguments(p)
+
+
 def _compat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 535.104.05")
     p.add_argument("--gpu", metavar="NAME", help='GPU product name, e.g. "RTX 5090" or "A100"')
@@ -87,6 +99,7 @@ def _compat_arguments(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "check": ("diagnose an environment: Python, pip, GPU, CUDA, frameworks, TensorBoard", _check_arguments),
     "fix": ("repair an environment from check's findings: plan, dry run, snapshot, apply, roll back", _fix_arguments),
+    "setup": ("build a known-good environment from a profile (cpu, cuda, tensorflow, full)", _setup_arguments),
     "compat": ("which CUDA versions and PyTorch builds a driver or GPU can use (bundled data, no network)",
                _compat_arguments),
 }

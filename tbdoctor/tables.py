@@ -31,3 +31,12 @@ def load(table: str) -> dict:
     """One table of ``checks/`` (e.g. ``load("python")``), parsed once."""
     with open(data_dir("checks") / f"{table}.toml", "rb") as fh:
         return tomllib.load(fh)
+
+
+def profiles() -> dict[str, dict]:
+    """Every profile in ``envs/`` (file stem -> parsed TOML); tbdoctor.profiles validates them."""
+    found = {}
+    for path in sorted(data_dir("envs").glob("*.toml")):
+        with open(path, "rb") as fh:
+            found[path.stem] = tomllib.load(fh)
+    return found
