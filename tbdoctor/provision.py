@@ -42,7 +42,7 @@ def removable(path: Path, force: bool) -> list[Path]:
                          "in it (--force removes only a venv's own parts; other files stay)")
     if not (path / "pyvenv.cfg").is_file():
         return []  # not a venv: build beside the files, remove nothing
-    return [p for p in entries if p.name in VENV_PARTS]
+    return sorted(p for p in entries if p.name in VENV_PARTS)
 
 
 def remove(parts: list[Path]) -> None:

@@ -174,9 +174,11 @@ def packages_facts(*dists, shadowed=()) -> dict:
             "shadowed_modules": list(shadowed)}
 
 
-def make_wheel(wheelhouse: Path, name: str, version: str, requires=(), module_source: str = "") -> Path:
+def make_wheel(wheelhouse: Path, name: str, version: str, requires=(), module_source: str = "",
+               extra_files: dict | None = None) -> Path:
     """Hand-write a pure-Python wheel (no build backend, no network): a module
-    named after the project and its dist-info, with a correct RECORD."""
+    named after the project (plus ``extra_files``, path -> text) and its dist-info,
+    with a correct RECORD."""
     import base64
     import hashlib
     import zipfile
@@ -189,6 +191,7 @@ def make_wheel(wheelhouse: Path, name: str, version: str, requires=(), module_so
                                        *[f"Requires-Dist: {r}" for r in requires]]) + "\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tbdoctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{info}/top_level.txt": module + "\n",
+        **(extra_files or {}),
     }
     record = []
     path = wheelhouse / f"{module}-{version}-py3-none-any.whl"

@@ -144,6 +144,23 @@ def test_ctrl_c_during_apply_restores_the_snapshot(broken, state, tmp_path):
     assert json.loads((snap_dir / "snapshot.json").read_text())["outcome"].startswith("rolled back: interrupted")
 
 
+def test_fix_whose_result_checks_worse_is_rolled_back(broken, state):
+    env, wheels = broken
+    # beta 2.0 ships a start-up hook (.pth) that puts its vendored copy of `alpha` first on
+    # sys.path: pip resolves it happily, but afterwards `import alpha` loads the wrong code.
+    (wheels / "beta-2.0-py3-none-any.whl").unlink()
+    make_wheel(wheels, "beta", "2.0", extra_files={
+        "beta-hook.pth": "import sys; sys.path.insert(0, sitedir + '/beta_vendor')\n",
+        "beta_vendor/alpha/__init__.py": "VENDORED = True\n"})
+    before = pip_freeze(env)
+    proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert proc.returncode == 1
+    assert "✓ [2/2] install beta>=2" in proc.stdout
+    assert "✗ Fix rolled back: the check after applying found new errors: python.shadowed-module:" in proc.stdout
+    assert pip_freeze(env) == before
+    assert not (env.site / "beta-hook.pth").exists() and not (env.site / "beta_vendor").exists()
+
+
 def test_plan_that_would_break_another_package_is_refused(broken, state):
     env, wheels = broken
     env.add_dist("epsilon", "1.0", requires=["delta>=2"])  # removing the venv's delta 2.0 would break it
