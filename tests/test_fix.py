@@ -150,15 +150,15 @@ def test_fix_whose_result_checks_worse_is_rolled_back(broken, state):
     # sys.path: pip resolves it happily, but afterwards `import alpha` loads the wrong code.
     (wheels / "beta-2.0-py3-none-any.whl").unlink()
     make_wheel(wheels, "beta", "2.0", extra_files={
-        "beta-hook.pth": "import sys; sys.path.insert(0, sitedir + '/beta_vendor')\n",
-        "beta_vendor/alpha/__init__.py": "VENDORED = True\n"})
+        "beta-hook.pth": "import sys; sys.path.insert(0, sys.prefix + '/beta_vendor')\n",
+        "beta-2.0.data/data/beta_vendor/alpha/__init__.py": "VENDORED = True\n"})
     before = pip_freeze(env)
     proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
     assert proc.returncode == 1
     assert "✓ [2/2] install beta>=2" in proc.stdout
     assert "✗ Fix rolled back: the check after applying found new errors: python.shadowed-module:" in proc.stdout
     assert pip_freeze(env) == before
-    assert not (env.site / "beta-hook.pth").exists() and not (env.site / "beta_vendor").exists()
+    assert not (env.site / "beta-hook.pth").exists() and not (env.path / "beta_vendor" / "alpha").exists()
 
 
 def test_plan_that_would_break_another_package_is_refused(broken, state):
