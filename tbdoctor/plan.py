@@ -31,6 +31,8 @@ _SOURCE_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f
 # Tokens of a fix command that select the target or confirm, not install options.
 _TARGET_VALUE_FLAGS = ("--python", "-p")
 _CONFIRM_FLAGS = ("-y", "--yes")
+# Built once per CUDA variant and served by PyTorch's own index.
+TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,11 @@ def _selected(finding: Finding, only: list[str] | None) -> bool:
     return not only or any(fnmatch.fnmatchcase(finding.id, pattern) for pattern in only)
 
 
-def build(findings: list[Finding], only: list[str] | None = None) -> Plan:
-    """The plan for the problem findings (those matching ``only``'s id patterns, if given)."""
+def build(findings: list[Finding], only: list[str] | None = None, torch_source: tuple[str, ...] = ()) -> Plan:
+    """The plan for the problem findings (those matching ``only``'s id patterns, if given).
+
+    ``torch_source`` (``--index-url`` of the CUDA variant for this machine) is added to
+    an install of the torch family whose fix names no source of its own."""
     plan = Plan()
     bootstrap: list[tuple[str, str]] = []
     uninstall: dict[str, str] = {}  # canonical -> name as written
@@ -146,11 +151,13 @@ def build(findings: list[Finding], only: list[str] | None = None) -> Plan:
                     uninstall.setdefault(canonicalize_name(name), name)
                 uninstall_reasons.append(reason)
             else:
-                options = command_options(fix)
-                group = groups.setdefault(options, {})
                 for req in fix.packages:
+                    options = command_options(fix)
+                    if torch_source and project_key(req) in TORCH_FAMILY and not _picks_source(options):
+                        options = torch_source + options
+                    group = groups.setdefault(options, {})
                     group[project_key(req)] = _merge(group[project_key(req)], req) if project_key(req) in group else req
-                group_reasons.setdefault(options, []).append(reason)
+                    group_reasons.setdefault(options, []).append(reason)
     if bootstrap:
         plan.steps.append(Step(BOOTSTRAP, reasons=tuple(dict.fromkeys(bootstrap))))
     if uninstall:

@@ -104,13 +104,15 @@ def auto(machine: Machine) -> str:
     return "cuda" if machine.hardware == "nvidia" else "cpu"
 
 
-def _cuda_index(machine: Machine) -> tuple[str, str]:
-    torch = compat.latest_torch()
-    variant = compat.best_torch_variant(machine.driver, torch, machine.cc, machine.platform)
-    if variant is None:
-        raise ProfileError(f"no CUDA build of torch {torch} runs with {machine.describe()} "
-                           "(see `tbdoctor compat`); update the driver, or use --profile cpu")
-    return compat.torch_index_url(variant), f"{variant}: the newest CUDA variant of torch {torch} for {machine.describe()}"
+def cuda_index(machine: Machine, torch_version: str | None = None) -> tuple[str, str]:
+    """(PyTorch index URL, why) for the CUDA variant of ``torch_version``'s release (else the
+    newest known release) that the driver runs and that has code for the GPUs."""
+    for version in dict.fromkeys(v for v in (torch_version, compat.latest_torch()) if v):
+        variant = compat.best_torch_variant(machine.driver, version, machine.cc, machine.platform)
+        if variant is not None:
+            return compat.torch_index_url(variant), f"{variant}: the newest CUDA variant of torch {version} for {machine.describe()}"
+    raise ProfileError(f"no CUDA build of torch {torch_version or compat.latest_torch()} runs with "
+                       f"{machine.describe()} (see `tbdoctor compat`); update the driver, or use --profile cpu")
 
 
 def install_steps(profile: Profile, machine: Machine, own_sources: str = "") -> list[InstallStep]:
@@ -126,7 +128,7 @@ def install_steps(profile: Profile, machine: Machine, own_sources: str = "") -> 
             continue
         index, note = group.index, ""
         if index == CUDA_INDEX:
-            index, note = _cuda_index(machine)
+            index, note = cuda_index(machine)
         if index and own_sources:
             steps.append(InstallStep(group.packages, (), f"{own_sources} used instead of the profile's index {index}"))
         else:

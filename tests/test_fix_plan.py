@@ -109,3 +109,16 @@ def test_impact_ignores_problems_that_exist_already():
     got = impact.assess(facts, p, resolved=[{"name": "beta", "version": "2.0", "requires": []}])
     assert [(c.action, c.new) for c in got.changes] == [("upgrade", "2.0")]
     assert got.breaks == []  # zeta was missing before too
+
+
+def test_torch_on_a_gpu_machine_comes_from_the_cuda_variant_index_unless_the_fix_names_one():
+    source = ("--index-url", CU126)
+    findings = [Finding("pip.version-conflict", ERROR, "torch too old for torchvision",
+                        fixes=(pip_install(FACTS, "torch>=2.5", "numpy<3"),)),
+                Finding("torch.cpu-build-on-gpu", ERROR, "cpu torch", fixes=(pip_install(
+                    FACTS, "torchaudio", options=("--index-url", "https://download.pytorch.org/whl/cu118")),))]
+    steps = plan.build(findings, torch_source=source).steps
+    assert [(s.options, s.packages) for s in steps] == [
+        (source, ("torch>=2.5",)),
+        (("--index-url", "https://download.pytorch.org/whl/cu118"), ("torchaudio",)),
+        ((), ("numpy<3",))]

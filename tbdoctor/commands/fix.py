@@ -13,12 +13,13 @@ import sys
 
 from rich.text import Text
 
-from tbdoctor import apply as apply_mod, impact as impact_mod, pipcmd, plan as plan_mod, snapshot
+from tbdoctor import apply as apply_mod, impact as impact_mod, pipcmd, plan as plan_mod, profiles, snapshot
 from tbdoctor.commands.check import build_report
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS
 from tbdoctor.findings import Report
 from tbdoctor.plan import INSTALL, project_key
 from tbdoctor.render import console as console_mod, fixplan
+from tbdoctor.rules.common import installed
 from tbdoctor.target import Target, choose
 
 EXIT_INTERRUPTED = 130
@@ -56,6 +57,21 @@ def _resolve(pip: pipcmd.Pip, the_plan: plan_mod.Plan) -> list[dict]:
     return list(resolved.values())
 
 
+def _torch_source(out, facts: dict, sources: tuple[str, ...]) -> tuple[str, ...]:
+    """On an NVIDIA machine, where torch must come from (unless the command line chose
+    the sources): PyTorch's index for the CUDA variant of the installed torch's release."""
+    machine = profiles.Machine.from_gpu_facts(facts.get("gpu"), (facts.get("python") or {}).get("platform", sys.platform))
+    if machine.hardware != "nvidia" or sources:
+        return ()
+    torch = installed(facts).get("torch")
+    try:
+        url, why = profiles.cuda_index(machine, torch["version"] if torch else None)
+    except profiles.ProfileError:
+        return ()  # no CUDA build runs here: the gpu findings say so; pip's own choice stands
+    _say(out, f"torch for this machine: {url} ({why})", "dim")
+    return ("--index-url", url)
+
+
 def _say(out, text: str, style: str = "") -> None:
     out.print(Text(text, style=style))
 
@@ -77,9 +93,9 @@ def run(args) -> int:
     if not facts.get("python"):
         fixplan.refusal(out, f"cannot probe {python}; see `tbdoctor check --python {python}`")
         return EXIT_PROBLEMS
-    the_plan = plan_mod.build(before.findings, args.only or None)
-    pip = pipcmd.Pip.for_facts(facts, _sources(args), args.break_system_packages)
     _say(out, f"tbdoctor fix · target {python}")
+    the_plan = plan_mod.build(before.findings, args.only or None, _torch_source(out, facts, _sources(args)))
+    pip = pipcmd.Pip.for_facts(facts, _sources(args), args.break_system_packages)
     fixplan.plan(out, the_plan, [apply_mod.step_title(s) for s in the_plan.steps], pip.description)
     if not the_plan.steps:
         pending = bool(the_plan.manual) or before.failed()
