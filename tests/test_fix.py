@@ -172,6 +172,30 @@ def test_plan_that_would_break_another_package_is_refused(broken, state):
     assert pip_freeze(env) == before and not state.exists()
 
 
+def test_uv_environment_without_pip_is_fixed_with_uv_pip(tmp_path, state):
+    uv = pytest.importorskip("uv").find_uv_bin()
+    wheels = tmp_path / "wheels"
+    for name, version, requires in (("alpha", "1.0", ["beta>=2"]), ("beta", "1.0", []), ("beta", "2.0", [])):
+        make_wheel(wheels, name, version, requires)
+    env = tmp_path / "uvenv"
+    subprocess.run([uv, "venv", "-q", str(env)], check=True, capture_output=True, timeout=120)
+    python = str(env / "bin" / "python")
+    subprocess.run([uv, "pip", "install", "-q", "--python", python, *offline(wheels), "--no-deps", "alpha==1.0",
+                    "beta==1.0"], check=True, capture_output=True, timeout=120)
+
+    def freeze():
+        return subprocess.run([uv, "pip", "freeze", "--python", python], capture_output=True, text=True).stdout
+
+    path = os.path.dirname(uv) + os.pathsep + os.environ["PATH"]
+    done = fix("--python", python, "--yes", *offline(wheels), state=state, extra_env={"PATH": path})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Plan (run with uv pip)" in done.stdout and "No issues found" in done.stdout
+    assert freeze() == "alpha==1.0\nbeta==2.0\n"
+    back = fix("--rollback", state=state, extra_env={"PATH": path})
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert freeze() == "alpha==1.0\nbeta==1.0\n"
+
+
 def _externally_managed_python(root: Path) -> Path:
     """A real non-venv CPython: the base interpreter's binary copied under ``root``, with a
     stdlib folder of links to the real one, its own site-packages, and an EXTERNALLY-MANAGED

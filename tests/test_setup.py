@@ -10,12 +10,19 @@ from conftest import REPO, check_json, clean_env, fake_gpu_env, tbdoctor
 from tbdoctor import compat
 
 
+def _no_uv(env: dict) -> dict:
+    """PATH without uv: these tests build with `python -m venv` and pip (and pip's configuration)."""
+    env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep)
+                                  if not os.path.exists(os.path.join(d, "uv")))
+    return env
+
+
 def _no_pip_config(env: dict) -> dict:
     """No pip configuration at all: the profiles' own index hints apply."""
     for name in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX", "PIP_CONSTRAINT"):
         env.pop(name, None)
     env["PIP_CONFIG_FILE"] = os.devnull
-    return env
+    return _no_uv(env)
 
 
 def _machine(tmp_path, name, **recordings) -> dict:
@@ -71,7 +78,7 @@ def test_setup_cpu_builds_a_working_environment_and_force_keeps_other_files(tmp_
     (target / "bin" / "stale-tool").write_text("#!/bin/sh\n")
     (target / "notes.txt").write_text("mine")  # ... next to the user's own file
     proc = tbdoctor("setup", str(target), "--profile", "cpu", "--yes", "--force",
-                    "--constraint", str(REPO / "constraints.txt"), env=fake_gpu_env(tmp_path), timeout=1500)
+                    "--constraint", str(REPO / "constraints.txt"), env=_no_uv(fake_gpu_env(tmp_path)), timeout=1500)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "(rebuilt: removes bin, pyvenv.cfg)" in proc.stdout
     assert (target / "notes.txt").read_text() == "mine" and not (target / "bin" / "stale-tool").exists()

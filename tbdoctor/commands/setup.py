@@ -9,6 +9,7 @@ environment and the activation command. Asks on a terminal; ``--yes`` never asks
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from tbdoctor.target import Target, choose
 
 _SOURCE_KEYS = ("index-url", "extra-index-url", "find-links", "no-index")
 _SOURCE_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX")
+_UV_SOURCE_ENV = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX")
 
 
 def _say(out, text: str, style: str = "") -> None:
@@ -35,11 +37,15 @@ def _probe(target: Target, names: tuple[str, ...], timeout: float) -> dict:
     return probe.collect(target, tuple(p for p in probe.PROBES if p.name in names), timeout)
 
 
-def own_sources(args, python_facts: dict | None) -> str:
+def own_sources(args, python_facts: dict | None, use_uv: bool) -> str:
     """Which of the user's own package sources are in force ('' when none):
-    they replace a profile's index hint (an unreachable extra index would only slow pip down)."""
+    they replace a profile's index hint (an unreachable extra index would only slow pip down).
+    uv reads its own settings (UV_*), not pip's configuration."""
     if args.index_url or args.find_links or args.no_index:
         return "the --index-url/--find-links/--no-index you gave"
+    if use_uv:
+        env = sorted(k for k in os.environ if k in _UV_SOURCE_ENV)
+        return "your uv settings (" + ", ".join(env) + ")" if env else ""
     pip = (python_facts or {}).get("pip") or {}
     keys = sorted({k.split(".", 1)[-1] for k in (pip.get("config") or {})} & set(_SOURCE_KEYS))
     env = sorted(k for k in ((python_facts or {}).get("environ") or {}) if k in _SOURCE_ENV)
@@ -57,7 +63,8 @@ def run(args) -> int:
     machine = profiles_mod.Machine.from_gpu_facts(facts.get("gpu"), sys.platform)
     sources = pipcmd.source_options(args.index_url, args.extra_index_url, args.find_links, args.constraint,
                                     args.no_index)
-    own = own_sources(args, facts.get("python"))
+    use_uv = shutil.which("uv") is not None
+    own = own_sources(args, facts.get("python"), use_uv)
     if args.list:
         _list(out, all_profiles, machine, own)
         return EXIT_OK
@@ -83,7 +90,6 @@ def run(args) -> int:
         steps = profiles_mod.install_steps(profile, machine, own)
     except profiles_mod.ProfileError as exc:
         raise UsageError(str(exc)) from None
-    use_uv = shutil.which("uv") is not None
     _summary(out, profile, machine, base, path, steps, doomed, use_uv)
     if not args.yes:
         if not interactive:
