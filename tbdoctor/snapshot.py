@@ -147,12 +147,13 @@ def restore(snap: Snapshot, pip: Pip, target: Target, scope: set[str] | None = N
     except probe.ProbeFailed as exc:
         result.errors.append(f"cannot list the installed distributions: {exc}")
         return result
-    if extra:
-        names = sorted({name for name, _ in extra})
-        run = pip.run(pip.uninstall_argv(names))
+    names = sorted({name for name, _ in extra})
+    first, last = [n for n in names if n != "pip"], [n for n in names if n == "pip"]  # pip goes last: it does the work
+    if first:
+        run = pip.run(pip.uninstall_argv(first))
         if not run.ok:
-            result.errors.append(f"uninstalling {', '.join(names)} failed: {errors_of(run)}")
-        result.removed = [f"{n} {v}" for n, v in extra]
+            result.errors.append(f"uninstalling {', '.join(first)} failed: {errors_of(run)}")
+    result.removed = [f"{n} {v}" for n, v in extra]
     stashed = {(canonicalize_name(w["name"]), w["version"]) for w in snap.data.get("wheels", ())}
     pins = [f"{name}=={version}" for name, version in missing]
     from_wheels = [f"{n}=={v}" for n, v in missing if (n, v) in stashed]
@@ -166,6 +167,10 @@ def restore(snap: Snapshot, pip: Pip, target: Target, scope: set[str] | None = N
         if not run.ok:
             result.errors.append(f"reinstalling {', '.join(elsewhere)} failed: {errors_of(run)}")
     result.reinstalled = [f"{n} {v}" for n, v in missing]
+    if last:
+        run = pip.run(pip.uninstall_argv(last))
+        if not run.ok:
+            result.errors.append(f"uninstalling pip failed: {errors_of(run)}")
     try:
         extra, missing = differences(snap, current_distributions(target), scope)
     except probe.ProbeFailed as exc:
