@@ -101,12 +101,7 @@ def stash(snap: Snapshot, target: Target, names: set[str]) -> dict[str, str]:
         return {name: f"repacking failed: {exc}" for name in names}
     snap.update(wheels=[{k: w[k] for k in ("name", "version", "missing")} | {"file": Path(w["wheel"]).name}
                         for w in result.get("wheels", ())])
-    return {name: why for name, why in (result.get("failed") or {}).items()
-            if not (why == "is not installed" and name not in _names(snap.data["distributions"]))}
-
-
-def _names(dists) -> set[str]:
-    return {d["canonical"] for d in dists}
+    return dict(result.get("failed") or {})  # "skipped" ones (not installed, outside the prefix) pip will not touch
 
 
 def current_distributions(target: Target) -> list[dict]:

@@ -243,3 +243,40 @@ def test_externally_managed_interpreter_is_refused_unless_overridden(tmp_path, s
     forced = fix("--python", str(python), "--yes", "--break-system-packages", *offline(wheels), state=state)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "beta==2.0" in subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+
+
+def on_a_terminal(argv: list[str], answers: str, env: dict, timeout: float = 120) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin and stdout, typing ``answers`` (the
+    terminal keeps them until each prompt reads its line)."""
+    import pty
+    import select
+    leader, follower = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-c", _BOOT, *argv], stdin=follower, stdout=follower,
+                             stderr=subprocess.PIPE, env=env, close_fds=True)
+    os.close(follower)
+    os.write(leader, answers.encode())
+    output, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            output += chunk
+        elif child.poll() is not None:
+            break
+    child.wait(timeout=30)
+    os.close(leader)
+    return child.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pseudo-terminals are POSIX")
+def test_on_a_terminal_fix_asks_and_no_changes_nothing(broken, state):
+    env, wheels = broken
+    before = pip_freeze(env)
+    code, screen = on_a_terminal(["fix", "--python", str(env.python), *offline(wheels)], "n\r",
+                                  clean_env(TBDOCTOR_STATE_DIR=str(state), TERM="dumb"))
+    assert "Apply this plan?" in screen
+    assert code == 1
+    assert pip_freeze(env) == before and not state.exists()

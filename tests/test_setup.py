@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import REPO, check_json, clean_env, fake_gpu_env, tbdoctor
+from test_fix import on_a_terminal
 from tbdoctor import compat
 
 
@@ -67,6 +70,17 @@ def test_refusals_change_nothing(tmp_path):
     pending = tbdoctor("setup", str(tmp_path / "new"), "--profile", "cpu", env=fake_gpu_env(tmp_path))
     assert pending.returncode == 1 and "Pending: run again with --yes" in pending.stdout
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pseudo-terminals are POSIX")
+def test_on_a_terminal_setup_asks_profile_directory_python_then_confirms(tmp_path):
+    chosen = tmp_path / "chosen"
+    answers = f"cpu\r{chosen}\r\rn\r"  # profile, directory, Python (default), then "no"
+    code, screen = on_a_terminal(["setup"], answers, _no_uv(fake_gpu_env(tmp_path)))
+    for prompt in ("Profile [cpu/cuda/full/tensorflow] (cpu)", "Directory (.venv)", "Python (", "Build this environment?"):
+        assert prompt in screen
+    assert f"directory: {chosen}" in screen
+    assert code == 1 and not chosen.exists()
 
 
 def test_setup_cpu_builds_a_working_environment_and_force_keeps_other_files(tmp_path):

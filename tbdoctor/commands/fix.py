@@ -90,8 +90,9 @@ def run(args) -> int:
     before = _check(args)
     facts = before.facts
     python = before.target["python"]
-    if not facts.get("python"):
-        fixplan.refusal(out, f"cannot probe {python}; see `tbdoctor check --python {python}`")
+    if not facts.get("python") or not facts.get("packages"):
+        fixplan.refusal(out, f"cannot list what is installed in {python}; nothing was changed",
+                        hint=f"See `tbdoctor check --python {python}`.")
         return EXIT_PROBLEMS
     _say(out, f"tbdoctor fix · target {python}")
     the_plan = plan_mod.build(before.findings, args.only or None, _torch_source(out, facts, _sources(args)))
@@ -108,6 +109,10 @@ def run(args) -> int:
             f"Create a separate environment instead:  tbdoctor setup ./tbdoctor-env --python {python}\n"
             f"To change it anyway (it can break tools of your system):  "
             f"tbdoctor fix --python {python} --break-system-packages"))
+        return EXIT_PROBLEMS
+    if pip.target_pip is None and not pip.use_uv and the_plan.steps[0].kind != plan_mod.BOOTSTRAP:
+        fixplan.refusal(out, f"{python} has no pip, and uv is not on PATH to run `uv pip` for it",
+                        hint=f"Put uv on PATH, or install pip into it:  {python} -m ensurepip --upgrade")
         return EXIT_PROBLEMS
     try:
         impact = impact_mod.assess(facts, the_plan, _resolve(pip, the_plan))

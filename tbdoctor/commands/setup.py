@@ -98,7 +98,7 @@ def run(args) -> int:
         from rich.prompt import Confirm
         if not Confirm.ask("Build this environment?", console=out, default=True):
             return EXIT_PROBLEMS
-    return _build(out, args, profile, base, path, steps, doomed, use_uv, sources, timeout)
+    return _build(out, profile, base, path, steps, doomed, use_uv, sources, timeout)
 
 
 def _load_profiles() -> dict:
@@ -133,7 +133,7 @@ def _summary(out, profile, machine, base: Target, path: Path, steps, doomed, use
             _say(out, f"             {step.note}", "dim")
 
 
-def _build(out, args, profile, base: Target, path: Path, steps, doomed, use_uv, sources, timeout) -> int:
+def _build(out, profile, base: Target, path: Path, steps, doomed, use_uv, sources, timeout) -> int:
     python = provision.venv_python(path)
     pip = pipcmd.Pip(str(python), use_uv, None, sources)
     actions = [("create the venv", provision.create_argv(base.python, path, use_uv), True)]

@@ -92,7 +92,7 @@ def repack(dist, outdir):
 
 ctx = context()
 wanted = set(ctx["names"])
-done, failed = [], {}
+done, failed, skipped = [], {}, {}
 for dist in metadata.distributions():  # sys.path order: the first of a name is the one pip acts on
     name = dist.metadata["Name"] if dist.metadata is not None else None
     key = canonical(name) if name else None
@@ -100,7 +100,7 @@ for dist in metadata.distributions():  # sys.path order: the first of a name is 
         continue
     wanted.discard(key)
     if not under(os.path.realpath(str(dist._path)), sys.prefix):
-        failed[key] = "is installed outside this environment (%s)" % os.path.dirname(str(dist._path))
+        skipped[key] = "outside this environment (pip leaves it alone)"
         continue
     try:
         result, why = repack(dist, ctx["outdir"])
@@ -111,5 +111,5 @@ for dist in metadata.distributions():  # sys.path order: the first of a name is 
     else:
         failed[key] = why
 for key in wanted:
-    failed[key] = "is not installed"
-emit({"wheels": done, "failed": failed})
+    skipped[key] = "not installed"
+emit({"wheels": done, "failed": failed, "skipped": skipped})
