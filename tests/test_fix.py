@@ -119,6 +119,7 @@ def test_failing_step_rolls_back_what_earlier_steps_changed(broken, state):
     assert proc.returncode == 1
     assert "✓ [1/2] uninstall delta" in proc.stdout  # it did change the environment ...
     assert "✗ Fix rolled back: step 2 (install beta>=2) failed" in proc.stdout
+    assert "Restored: reinstalled delta 2.0." in proc.stdout
     assert pip_freeze(env) == before  # ... and put it back (delta 2.0 from the snapshot's own wheel)
 
 
@@ -142,6 +143,18 @@ def test_ctrl_c_during_apply_restores_the_snapshot(broken, state, tmp_path):
     assert pip_freeze(env) == before
     [snap_dir] = (state / "snapshots").iterdir()
     assert json.loads((snap_dir / "snapshot.json").read_text())["outcome"].startswith("rolled back: interrupted")
+
+
+def test_a_distribution_that_cannot_be_snapshotted_stops_the_fix_before_any_change(broken, state):
+    env, wheels = broken
+    [record] = env.site.glob("beta-1.0.dist-info/RECORD")
+    record.unlink()  # installed by hand or half-removed: no list of its files
+    before = pip_freeze(env)
+    proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert proc.returncode == 1
+    assert ("✗ Fix not started: cannot keep a copy to roll back to: beta has no RECORD file: cannot tell which "
+            "files are its own. Nothing was changed.") in proc.stdout
+    assert pip_freeze(env) == before
 
 
 def test_fix_whose_result_checks_worse_is_rolled_back(broken, state):

@@ -153,7 +153,9 @@ def _report(out, outcome: apply_mod.Outcome, the_plan: plan_mod.Plan) -> int:
         return EXIT_PROBLEMS if outcome.after.failed() else EXIT_OK
     _say(out, f"✗ Fix {outcome.status}: {outcome.message}.", "red bold")
     if outcome.restore is not None and outcome.restore.ok:
-        _say(out, "  pip freeze is as it was before the fix.")
+        done = [f"removed {x}" for x in outcome.restore.removed] + [f"reinstalled {x}" for x in outcome.restore.reinstalled]
+        _say(out, "  Restored: " + ("; ".join(done) or "nothing had changed")
+             + ". The installed distributions match the snapshot again.")
     if outcome.status == apply_mod.ROLLED_BACK and "interrupted" in outcome.message:
         return EXIT_INTERRUPTED
     return EXIT_PROBLEMS
