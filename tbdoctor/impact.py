@@ -95,4 +95,7 @@ def assess(facts: dict, plan: Plan, resolved: list[dict]) -> Impact:
         changes.append(Change(_action(old, item["version"]), item["name"], old, item["version"]))
     today = _problems(before, env)
     broken = _problems(after, env)
-    return Impact(changes, [text for key, text in sorted(broken.items()) if key not in today])
+    breaks = [text for key, text in sorted(broken.items()) if key not in today]
+    if "pip" in removed and not any(d["canonical"] == "pip" for d in after):
+        breaks.append(f"pip {removed['pip']['version']} would be removed, and with it what applies the plan and rolls it back")
+    return Impact(changes, breaks)

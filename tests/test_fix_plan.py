@@ -122,3 +122,13 @@ def test_torch_on_a_gpu_machine_comes_from_the_cuda_variant_index_unless_the_fix
         (source, ("torch>=2.5",)),
         (("--index-url", "https://download.pytorch.org/whl/cu118"), ("torchaudio",)),
         ((), ("numpy<3",))]
+
+
+def test_removing_the_only_pip_is_a_breakage_but_a_shadowing_copy_may_go():
+    dup = Finding("pip.duplicate-distribution", WARNING, "pip twice", fixes=(pip_uninstall(FACTS, "pip"),))
+    base = "/base/lib/python3.11/site-packages"
+    two = _facts(dist("pip", "23.2.1"), dist("pip", "24.0", location=base))
+    assert impact.assess(two, plan.build([dup]), []).breaks == []
+    one = _facts(dist("pip", "23.2.1"))
+    assert impact.assess(one, plan.build([dup]), []).breaks == [
+        "pip 23.2.1 would be removed, and with it what applies the plan and rolls it back"]
