@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Callable
 
 from tbdoctor import __version__, facts as facts_mod, procs
+from tbdoctor.findings import SECTIONS
 from tbdoctor.target import Target
 
 DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
@@ -63,6 +64,8 @@ class HostContext:
 PROBES: tuple[Probe, ...] = (
     Probe("python", ("python", "pip"), payload="python_env.py"),
     Probe("packages", ("pip", "python"), payload="distributions.py"),
+    # Every report needs it (bug reports, and redaction of user, home and host names).
+    Probe("system", ("tbdoctor", *SECTIONS), host="tbdoctor.system:probe"),
 )
 
 

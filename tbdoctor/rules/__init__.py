@@ -13,9 +13,9 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import pip, python
+from tbdoctor.rules import pip, policy, python
 
-RULES = python.RULES + pip.RULES
+RULES = python.RULES + pip.RULES + policy.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:
