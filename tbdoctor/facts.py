@@ -88,6 +88,11 @@ _ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=([^\s'\"&;,]+)")
 _QUERY_SECRET = re.compile(r"([?&][^=&\s#]*(?:token|secret|passw|key|auth|sig)[^=&\s#]*=)[^&\s#'\"]+", re.I)
 _MIN_LITERAL = 6  # shorter secret values are only redacted where their key says so
 _NAME_EDGE = "A-Za-z0-9_.-"  # characters that continue a user or host name
+# Service accounts and container defaults identify nobody, and replacing them as
+# words would mangle reports ("user site-packages"); their home folders still go.
+_GENERIC_NAMES = {"root", "user", "admin", "runner", "ubuntu", "debian", "python", "jovyan", "app", "worker", "ci",
+                  "build", "builder", "jenkins", "gitlab-runner", "docker", "nobody", "vagrant", "ec2-user", "test",
+                  "localhost", "localhost.localdomain"}
 
 
 class Redactor:
@@ -108,9 +113,7 @@ class Redactor:
         users = {system.get("user"), _local(getpass.getuser)}
         hosts = {system.get("hostname"), _local(socket.gethostname)}
         self.homes = sorted({h.rstrip("/\\") for h in homes if _usable_home(h)}, key=len, reverse=True)
-        names = [(n, "<user>") for n in users if isinstance(n, str) and n.strip()]
-        names += [(n, "<host>") for n in hosts
-                  if isinstance(n, str) and n.strip() and n.lower() not in ("localhost", "localhost.localdomain")]
+        names = [(n, "<user>") for n in users if _identifying(n)] + [(n, "<host>") for n in hosts if _identifying(n)]
         names.sort(key=lambda pair: len(pair[0]), reverse=True)
         self.names = [(re.compile(rf"(?<![{_NAME_EDGE}]){re.escape(n)}(?![{_NAME_EDGE}])", re.I), label)
                       for n, label in names]
@@ -147,6 +150,10 @@ def _local(getter):
         return getter()
     except Exception:  # no home, no user entry (containers), no hostname
         return None
+
+
+def _identifying(name) -> bool:
+    return isinstance(name, str) and len(name.strip()) >= 3 and name.lower() not in _GENERIC_NAMES
 
 
 def _usable_home(home) -> bool:

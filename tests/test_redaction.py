@@ -100,3 +100,11 @@ def test_no_planted_secret_through_the_cli(tmp_path):
     raw = tbdoctor("report", "--facts", str(path), "--no-redact")
     assert "/home/alice42/venvs/train/bin/python" in raw.stdout and "gpu-node-017" in raw.stdout
     assert not [t for t in tokens if t in raw.stdout]  # secrets go regardless
+
+
+def test_generic_account_names_are_not_replaced_as_words():
+    from tbdoctor.facts import Redactor
+    r = Redactor({"system": {"home": "/home/user", "user": "user", "hostname": "ci"}})
+    assert r.text("user site-packages in /home/user/.local, ci job") == "user site-packages in ~/.local, ci job"
+    r = Redactor({"system": {"home": "/home/alice", "user": "alice", "hostname": "node7.lab"}})
+    assert r.text("alice@node7.lab:/home/alice/x (alice-old, malice)") == "<user>@<host>:~/x (alice-old, malice)"

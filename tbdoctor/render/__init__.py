@@ -4,26 +4,30 @@ summary).
 
 Formats: rich (the console report, ``console.py``), json (``json_report.py``),
 junit, markdown, github. Everything that leaves tbdoctor passes through
-``redacted`` first (``facts.Redactor``).
+``redacted`` first (``facts.Redactor``). Imports are lazy: ``cli`` reads
+``FORMATS`` for ``--help``.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import sys
-from dataclasses import replace
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tbdoctor.errors import UsageError
-from tbdoctor.facts import Redactor
-from tbdoctor.findings import Finding, Report
+
+if TYPE_CHECKING:
+    from tbdoctor.findings import Report
 
 FORMATS = ("rich", "json", "junit", "markdown", "github")
 
 
 def redacted(report: Report, identities: bool = True) -> Report:
     """The report with secrets (and, with ``identities``, home, user, host and GPU UUIDs) removed."""
+    from dataclasses import replace
+
+    from tbdoctor.facts import Redactor
+    from tbdoctor.findings import Finding
     r = Redactor(report.facts, identities=identities)
     return replace(report, target=r.value(report.target), facts=r.value(report.facts),
                    notes=[r.text(n) for n in report.notes],
@@ -33,6 +37,8 @@ def redacted(report: Report, identities: bool = True) -> Report:
 def render(report: Report, fmt: str, strict: bool = False, verbose: bool = False) -> str:
     """``report`` as text in ``fmt`` (rich gives the plain console text)."""
     if fmt == "rich":
+        import io
+
         from tbdoctor.render import console
         buffer = io.StringIO()
         console.render(report, console.make_console(buffer), verbose=verbose)
@@ -53,6 +59,7 @@ def render(report: Report, fmt: str, strict: bool = False, verbose: bool = False
 
 
 def write_file(path: str, text: str, option: str = "--output") -> None:
+    from pathlib import Path
     try:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
