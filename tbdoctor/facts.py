@@ -86,6 +86,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=([^\s'\"&;,]+)")
 # ?token=... in a URL's query string.
 _QUERY_SECRET = re.compile(r"([?&][^=&\s#]*(?:token|secret|passw|key|auth|sig)[^=&\s#]*=)[^&\s#'\"]+", re.I)
+_IDENTITY_KEYS = {"hostname": "<host>", "user": "<user>"}  # the system probe's fields
 _MIN_LITERAL = 6  # shorter secret values are only redacted where their key says so
 _NAME_EDGE = "A-Za-z0-9_.-"  # characters that continue a user or host name
 # Service accounts and container defaults identify nobody, and replacing them as
@@ -141,6 +142,8 @@ class Redactor:
         if isinstance(value, str):
             if key and value and (is_secret_name(key) or (self.identities and key.lower() == "uuid")):
                 return REDACTED
+            if self.identities and key in _IDENTITY_KEYS and value:  # even generic names, where they are named
+                return _IDENTITY_KEYS[key]
             return self.text(value)
         return value
 

@@ -79,16 +79,20 @@ def to_json(fleet: dict) -> str:
 
 
 def draw(fleet: dict, stream=None) -> None:
-    """Print the fleet: a rich table on a terminal of a sensible size, else plain text."""
+    """Print the fleet: a rich table on a terminal wide enough for it, else plain text."""
     stream = stream or sys.stdout
+    text = to_text(fleet)
     if not stream.isatty() or len(fleet["machines"]) > 500:
-        stream.write(to_text(fleet))
+        stream.write(text)
         return
     from rich.table import Table
     from rich.text import Text
 
     from tbdoctor.render.console import make_console
     console = make_console(stream)
+    if len(text.splitlines()[0]) + 3 * len(fleet["columns"]) + 10 > console.width:
+        stream.write(text)  # rich would cut every cell to "…": complete lines are better
+        return
     table = Table(show_lines=False, header_style="bold")
     for _, header in _headers(fleet):
         table.add_column(header, no_wrap=True)
