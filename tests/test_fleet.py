@@ -149,6 +149,9 @@ def test_plain_table_marks_drift(reports):
     assert "gpu-own-policy: Policy requires at least 16 GPUs; 8 found" in proc.stdout
     assert f"skipped {reports / 'package.json'}: not a `tbdoctor check --json` report" in proc.stdout
     assert proc.stdout.rstrip().endswith("FAIL")
+    out = reports.parent / "fleet.txt"
+    again = tbdoctor("fleet", str(reports), "--uniform", "driver", "--output", str(out))
+    assert again.returncode == 1 and again.stdout == "" and out.read_text() == proc.stdout
 
 
 def test_bad_inputs(tmp_path):

@@ -124,6 +124,9 @@ def test_json_alias_output_file_and_bad_combinations(broken, tmp_path):
     assert proc.returncode == 1
     assert json.loads(out.read_text())["schema"] == "tbdoctor.report/1"
     assert "alpha 1.0 requires beta>=2" in proc.stdout  # the console report for the log
+    text = tmp_path / "report.txt"
+    plain = tbdoctor("check", "--facts", str(facts), "--output", str(text))
+    assert plain.returncode == 1 and plain.stdout == "" and "alpha 1.0 requires beta>=2" in text.read_text()
     both = tbdoctor("check", "--facts", str(facts), "--json", "--format", "junit")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     bad = tbdoctor("check", "--facts", str(facts), "--format", "xml")
