@@ -15,6 +15,7 @@ import traceback
 
 from tbdoctor import __version__
 from tbdoctor.errors import EXIT_INTERNAL, EXIT_USAGE, ISSUES_URL, UsageError
+from tbdoctor.render import FORMATS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +31,14 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 def _check_arguments(p: argparse.ArgumentParser) -> None:
     _add_target(p)
-    p.add_argument("--json", action="store_true", help="print the tbdoctor.report/1 JSON object only")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print the tbdoctor.report/1 JSON object only (= --format json)")
+    fmt.add_argument("--format", choices=FORMATS, default="rich",
+                     help="report format (default rich: the console report)")
+    p.add_argument("--output", metavar="FILE",
+                   help="write the report in --format to FILE; the console report still goes to stdout")
+    p.add_argument("--policy", metavar="FILE",
+                   help="policy file (default: ./tbdoctor.toml, else [tool.tbdoctor] in ./pyproject.toml)")
     p.add_argument("-v", "--verbose", action="store_true", help="also show passing checks, details and probe times")
     p.add_argument("--strict", action="store_true", help="warnings fail the run too (exit 1)")
     p.add_argument("--ignore", nargs="+", action="extend", metavar="ID", default=[],
@@ -56,11 +64,36 @@ def _compat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the tbdoctor.compat/1 JSON object only")
 
 
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="a tbdoctor.bugreport/1 JSON object instead of Markdown")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--no-redact", action="store_true",
+                   help="keep home, user and host names and GPU UUIDs (secrets are always removed)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each probe (default 90)")
+    p.add_argument("--facts", metavar="FILE", help="build the report from a saved facts snapshot instead of probing")
+    p.add_argument("--policy", metavar="FILE", help="policy file to include (default: as for check)")
+    p.set_defaults(only=[], ignore=[], save_facts=None, quick=False, no_cache=False)
+
+
+def _fleet_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("reports", nargs="+", metavar="REPORT",
+                   help="`check --json` files, or directories searched for *.json")
+    p.add_argument("--uniform", nargs="+", action="extend", metavar="KEY", default=[],
+                   help="fail (exit 1) when KEY differs across machines: a column (driver, cuda, torch, "
+                        "torch_cuda, tensorflow, tensorboardx, tensorboard, gpus, gpu_model, python) or a package name")
+    p.add_argument("--policy", metavar="FILE", help="judge every machine's facts against this policy")
+    p.add_argument("--json", action="store_true", help="print a tbdoctor.fleet/1 JSON object")
+    p.add_argument("--output", metavar="FILE", help="write the table (or JSON) to FILE instead of stdout")
+
+
 # name -> (help, argument definer); the module tbdoctor.commands.<name> does the work.
 COMMANDS = {
     "check": ("diagnose an environment: Python, pip, GPU, CUDA, frameworks, TensorBoard", _check_arguments),
     "compat": ("which CUDA versions and PyTorch builds a driver or GPU can use (bundled data, no network)",
                _compat_arguments),
+    "report": ("a redacted Markdown bug report: versions, hardware, findings", _report_arguments),
+    "fleet": ("merge `check --json` reports of many machines: versions table, drift, policy", _fleet_arguments),
 }
 
 
