@@ -47,6 +47,9 @@ def _collect(chosen, probes, timeout: float) -> dict:
 
 def run(args) -> int:
     report = build_report(args)
+    if getattr(args, "verify", False):  # then the job: tbdoctor/commands/verify.py
+        from tbdoctor.commands import verify
+        return verify.after_check(args, report, EXIT_PROBLEMS if report.failed(strict=args.strict) else EXIT_OK)
     if args.json:
         from tbdoctor.render import json_report
         sys.stdout.write(json_report.render(report))
