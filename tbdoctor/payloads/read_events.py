@@ -31,7 +31,11 @@ def main():
         missing = isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "tensorboard"
         emit({"error": first_line(exc), "missing": missing})
         return
-    log = logging.getLogger(event_file_loader.__name__)
+    try:  # the loader logs through tensorboard's own logger
+        from tensorboard.util import tb_logging
+        log = tb_logging.get_logger()
+    except Exception:
+        log = logging.getLogger("tensorboard")
     handler = TruncationLog()
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)

@@ -1,62 +1,12 @@
 # The reference training job for TensorFlow, run BY THE TARGET interpreter after
-# _common.py: the same regression as train_torch.py, logged with tf.summary into
+# _common.py and _job.py: the same regression as train_torch.py, logged with tf.summary into
 # the run "tf". It imports tensorflow but never dies on it: every failure becomes
 # a failed phase with a one-line reason and a fix. Python 3.8+.
-import errno
-import math
-import shlex
-import subprocess
-import time
-
-PHASE_MARK = "@@tbdoctor-phase@@"
-
-
-def command(*argv):
-    if os.name == "nt":
-        return subprocess.list2cmdline(argv)
-    return " ".join(shlex.quote(str(a)) for a in argv)
-
-
-def check_fix():
-    return "run `tbdoctor check --python %s` for the cause" % sys.executable
-
-
-def write_error(exc, where):
-    """(reason, fix) for an error writing the event files."""
-    code = getattr(exc, "errno", None)
-    text = first_line(exc)
-    other = "pass --logdir with a directory you can write to"
-    if type(exc).__name__ == "TBNotInstalledError" or isinstance(exc, ImportError):
-        return ("tf.summary needs the tensorboard package, which is not installed (%s)" % text,
-                command(sys.executable, "-m", "pip", "install", "tensorboard"))
-    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or "No space left" in text:
-        return "disk full while writing the event files in %s" % where, "free space, or pass --logdir on another disk"
-    if code in (errno.ENOTDIR, errno.EEXIST) or "Not a directory" in text:
-        return "a file is where the log directory %s should be" % where, "rename or remove it, or " + other
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in text or "Read-only" in text:
-        return "the log directory is not writable: %s (%s)" % (where, text), other
-    return "cannot write the event files in %s: %s" % (where, text), other
-
-
-class Job:
+class Job(PhaseLog):
     def __init__(self, ctx):
+        PhaseLog.__init__(self)
         self.ctx = ctx
-        self.phases = {}
         self.out = {"framework": "tf", "rank": 0, "world_size": 1, "versions": {}, "written": {}, "notes": []}
-
-    def begin(self, name):
-        sys.stdout.write("\n%s%s\n" % (PHASE_MARK, name))
-        sys.stdout.flush()
-        return time.perf_counter()
-
-    def done(self, name, start, status="pass", detail="", fix="", seconds=None):
-        if seconds is None:
-            seconds = time.perf_counter() - start
-        self.phases[name] = {"name": name, "status": status, "seconds": round(seconds, 3),
-                             "detail": detail, "fix": fix}
-
-    def skip(self, name, reason):
-        self.phases.setdefault(name, {"name": name, "status": "skipped", "seconds": 0.0, "detail": reason, "fix": ""})
 
     def run(self):
         ctx = self.ctx
@@ -64,9 +14,8 @@ class Job:
         try:
             import tensorflow as tf
         except Exception as exc:
-            missing = isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "tensorflow"
-            self.done("import", t, "fail", "tensorflow cannot be imported: " + first_line(exc),
-                      command(sys.executable, "-m", "pip", "install", "tensorflow") if missing else check_fix())
+            self.failed("import", t, "tensorflow cannot be imported: " + first_line(exc),
+                        import_fix(exc, "tensorflow", "tensorflow"))
             for name in ("data", "train", "log"):
                 self.skip(name, "tensorflow could not be imported")
             return
@@ -82,7 +31,7 @@ class Job:
         try:
             device = self.choose_device(tf)
         except RuntimeError as exc:
-            self.done("data", t, "fail", str(exc), check_fix() + ", or pass --device cpu")
+            self.failed("data", t, str(exc), check_fix() + ", or pass --device cpu")
             self.skip("train", "no usable device")
             self.skip("log", "no usable device")
             return
@@ -181,21 +130,19 @@ class Job:
                                     record["histograms"].append(tag)
                 if not math.isfinite(value):
                     self.out["losses"] = losses
-                    self.done("train", t, "fail", "the loss became %s at step %d (learning rate %g): training diverged"
-                              % (value, step, lr), "lower the learning rate (--lr; the reference is 0.1)")
+                    self.failed("train", t, *diverged(value, step, lr))
                     break
             final = float(tf.reduce_mean(tf.square(tf.matmul(x, w) + b - y)).numpy())
         wv, bv = float(w.numpy()[0, 0]), float(b.numpy()[0])
         if "train" not in self.phases:
             self.out.update(params={"weight": wv, "bias": bv}, final_loss=final, steps=steps, losses=losses)
-            tol, bound = float(ctx["tolerance"]), float(ctx["loss_bound"])
             seconds = time.perf_counter() - t - log["seconds"]
-            if max(abs(wv - float(ctx["weight"])), abs(bv - float(ctx["bias"]))) > tol or not final < bound:
-                self.done("train", t, "fail", "did not converge: weight %.4f, bias %.4f, loss %.5f" % (wv, bv, final),
-                          "raise --steps or use the reference --lr 0.1", seconds=seconds)
-            else:
+            if converged(ctx, wv, bv, final):
                 self.done("train", t, detail="%d steps of SGD (lr %g): weight %.4f, bias %.4f, loss %.5f"
                           % (steps, lr, wv, bv, final), seconds=seconds)
+            else:
+                self.failed("train", t, not_converged(ctx, wv, bv, final), "raise --steps or use the reference --lr 0.1",
+                            seconds=seconds)
             if writer and hp is not None:
                 with writer[0].as_default():
                     hparams = {"lr": lr, "steps": steps, "seed": int(ctx["seed"]), "device": device}
@@ -206,7 +153,7 @@ class Job:
         if writer:
             do(writer[0].close)
         if log["error"]:
-            self.done("log", None, "fail", log["error"][0], log["error"][1], seconds=log["seconds"])
+            self.failed("log", None, log["error"][0], log["error"][1], seconds=log["seconds"])
         elif writer:
             points = sum(len(p) for p in record["scalars"].values())
             self.done("log", None, detail="%d scalar points into run tf with tf.summary" % points, seconds=log["seconds"])
@@ -217,14 +164,9 @@ def main():
     job = Job(context())
     try:
         job.run()
-    except Exception as exc:
-        running = [p for p in ("import", "data", "train", "log") if p not in job.phases]
-        job.done(running[0] if running else "log", None, "fail", "the job failed: " + first_line(exc),
-                 check_fix(), seconds=0.0)
-    job.out["phases"] = [job.phases[p] for p in ("import", "data", "train", "log") if p in job.phases]
-    emit(job.out)
-    sys.stderr.flush()
-    os._exit(0)
+    except Exception as exc:  # a bug or an unforeseen failure: still one classified line
+        job.crashed(exc)
+    finish(job.out, job)
 
 
 main()

@@ -1,5 +1,5 @@
 # The reference training job for PyTorch, run BY THE TARGET interpreter after
-# _common.py (so it tests that environment). Unlike the probes it imports
+# _common.py and _job.py (so it tests that environment). Unlike the probes it imports
 # torch and tensorboardX, but it never dies on them: every failure becomes a
 # failed phase with a one-line reason and a fix. Python 3.8+.
 #
@@ -7,93 +7,17 @@
 # Under torchrun (context "distributed") every rank trains on its shard with
 # DistributedDataParallel, the parameters are gathered and compared, and only
 # rank 0 writes to TensorBoard.
-import errno
-import math
-import shlex
-import subprocess
-import threading
-import time
-
-PHASE_MARK = "@@tbdoctor-phase@@"
-THREAD_ERRORS = []  # exceptions raised in writer threads (tensorboardX writes asynchronously)
 
 
-def _thread_hook(args):
-    THREAD_ERRORS.append(args.exc_value)
-
-
-threading.excepthook = _thread_hook
-
-
-def command(*argv):
-    if os.name == "nt":
-        return subprocess.list2cmdline(argv)
-    return " ".join(shlex.quote(str(a)) for a in argv)
-
-
-def import_fix(exc, module, requirement):
-    """pip install when the module is absent; otherwise point at tbdoctor check."""
-    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == module:
-        return command(sys.executable, "-m", "pip", "install", requirement)
-    return "run `tbdoctor check --python %s` to find out why it fails to import" % sys.executable
-
-
-def describe_os_error(exc, where):
-    """(reason, fix) for an error writing the event files."""
-    code = getattr(exc, "errno", None)
-    path = getattr(exc, "filename", None) or where
-    strerror = getattr(exc, "strerror", None) or str(exc)
-    other = "pass --logdir with a directory you can write to"
-    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return ("disk full while writing the event files in %s (%s)" % (path, strerror),
-                "free space on that file system, or pass --logdir on another one")
-    if code == errno.EFBIG:
-        return ("file size limit reached while writing %s (%s)" % (path, strerror),
-                "raise the limit (`ulimit -f unlimited`) or free space")
-    if code in (errno.ENOTDIR, errno.EEXIST):
-        probe = path
-        while probe and not os.path.exists(probe) and os.path.dirname(probe) != probe:
-            probe = os.path.dirname(probe)
-        if probe and os.path.isfile(probe):
-            return ("%s is a file where the log directory should be" % probe,
-                    "rename or remove that file, or " + other)
-    if code == errno.EROFS:
-        return ("%s is on a read-only file system (%s)" % (path, strerror), other)
-    if code in (errno.EACCES, errno.EPERM):
-        return ("the log directory is not writable: %s (%s)" % (path, strerror),
-                other + ", or fix its permissions")
-    return ("cannot write the event files in %s: %s" % (where, first_line(exc)), other)
-
-
-class Job:
+class Job(PhaseLog):
     def __init__(self, ctx):
+        PhaseLog.__init__(self)
         self.ctx = ctx
         self.rank = int(os.environ.get("RANK", "0")) if ctx.get("distributed") else 0
         self.world = int(os.environ.get("WORLD_SIZE", "1")) if ctx.get("distributed") else 1
-        self.phases = {}
         self.out = {"framework": "torch", "rank": self.rank, "world_size": self.world,
                     "versions": {}, "written": {}, "notes": []}
 
-    # -- phases -------------------------------------------------------------
-    def begin(self, name):
-        sys.stdout.write("\n%s%s\n" % (PHASE_MARK, name))
-        sys.stdout.flush()
-        return time.perf_counter()
-
-    def done(self, name, start, status="pass", detail="", fix="", seconds=None):
-        if seconds is None:
-            seconds = time.perf_counter() - start if start is not None else 0.0
-        self.phases[name] = {"name": name, "status": status, "seconds": round(seconds, 3),
-                             "detail": detail, "fix": fix}
-
-    def failed(self, name, start, reason, fix, seconds=None):
-        self.done(name, start, "fail", reason, fix, seconds)
-
-    def skip(self, name, reason):
-        self.phases.setdefault(name, {"name": name, "status": "skipped", "seconds": 0.0,
-                                      "detail": reason, "fix": ""})
-
-    # -- the job ------------------------------------------------------------
     def run(self):
         ctx = self.ctx
         t = self.begin("import")
@@ -131,8 +55,7 @@ class Job:
         try:
             device = self.choose_device()
         except RuntimeError as exc:
-            self.failed("data", t, str(exc), "run `tbdoctor check --python %s` for the cause, "
-                        "or pass --device cpu to verify on the CPU only" % sys.executable)
+            self.failed("data", t, str(exc), check_fix() + ", or pass --device cpu to verify on the CPU only")
             self.skip("train", "no usable device")
             self.skip("log", "no usable device")
             return
@@ -228,8 +151,7 @@ class Job:
             value = loss.item()
             losses.append(value)
             if not math.isfinite(value):
-                self.failed("train", t, "the loss became %s at step %d (learning rate %g): training diverged"
-                            % (value, step, lr), "lower the learning rate (--lr; the reference is 0.1)")
+                self.failed("train", t, *diverged(value, step, lr))
                 self.out["losses"] = losses
                 if logger is not None:
                     logger.step(step, value, plain, lr, hist=False)
@@ -246,21 +168,17 @@ class Job:
             try:
                 self.out["gpu"] = gpu_extras(torch, self.device)
             except Exception as exc:
-                self.failed("train", t, "GPU checks failed on %s: %s" % (self.device, first_line(exc)),
-                            "run `tbdoctor check --python %s` for the cause" % sys.executable)
+                self.failed("train", t, "GPU checks failed on %s: %s" % (self.device, first_line(exc)), check_fix())
                 return
         if logger is not None:
             logger.final(w, b, final, steps, lr)
-        tol, bound = float(ctx["tolerance"]), float(ctx["loss_bound"])
-        off = max(abs(w - float(ctx["weight"])), abs(b - float(ctx["bias"])))
         seconds = time.perf_counter() - start - (logger.seconds if logger else 0.0)
-        if off > tol or not final < bound:
-            self.done("train", t, "fail", "did not converge: weight %.4f, bias %.4f, loss %.5f (need within %g of "
-                      "%g and %g, loss below %g)" % (w, b, final, tol, ctx["weight"], ctx["bias"], bound),
-                      "raise --steps or use the reference --lr 0.1", seconds=seconds)
-        else:
+        if converged(ctx, w, b, final):
             self.done("train", t, detail="%d steps of SGD (lr %g): weight %.4f, bias %.4f, loss %.5f" % (
                 steps, lr, w, b, final), seconds=seconds)
+        else:
+            self.failed("train", t, not_converged(ctx, w, b, final), "raise --steps or use the reference --lr 0.1",
+                        seconds=seconds)
 
     def gather(self, w, b):
         import torch.distributed as dist
@@ -299,11 +217,8 @@ class Logger:
             if optional and isinstance(exc, ImportError):
                 self.job.out["notes"].append("no %s record: it needs a module that is missing (%s)"
                                              % (optional, first_line(exc)))
-            elif isinstance(exc, OSError):
-                self.error = describe_os_error(exc, self.root)
             else:
-                self.error = ("writing the event files failed: " + first_line(exc),
-                              "run `tbdoctor check --python %s` for the cause" % sys.executable)
+                self.error = write_error(exc, self.root)
             return False
         finally:
             self.seconds += time.perf_counter() - start
@@ -421,17 +336,11 @@ def main():
             dist.init_process_group(backend)
         job.run()
     except Exception as exc:  # a bug or an unforeseen failure: still one classified line
-        running = [p for p in ("import", "data", "train", "log") if p not in job.phases]
-        job.failed(running[0] if running else "log", None, "the job failed: " + first_line(exc),
-                   "run `tbdoctor check --python %s` for the cause" % sys.executable)
+        job.crashed(exc)
     finally:
         if dist is not None and dist.is_initialized():
             dist.destroy_process_group()
-    job.out["phases"] = [job.phases[p] for p in ("import", "data", "train", "log") if p in job.phases]
-    emit(job.out)
-    sys.stderr.flush()
-    # Leave now: a writer queue whose thread died (disk full) would block interpreter exit.
-    os._exit(0)
+    finish(job.out, job)
 
 
 main()

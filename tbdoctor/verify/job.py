@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from importlib import resources
 
 from tbdoctor import probe, procs
 from tbdoctor.findings import quote_command
@@ -85,10 +86,17 @@ def from_report(data: dict) -> JobRun:
                   gpu=data.get("gpu"), notes=list(data.get("notes", [])))
 
 
+def job_source(framework: str) -> str:
+    """_common.py + _job.py (shared by the jobs) + the framework's job, as the target runs it."""
+    files = resources.files("tbdoctor.payloads")
+    return "\n".join(files.joinpath(name).read_text(encoding="utf-8")
+                     for name in ("_common.py", "_job.py", PAYLOADS[framework]))
+
+
 def run_single(target: Target, framework: str, ctx: dict, timeout: float) -> JobRun:
     with tempfile.TemporaryDirectory(prefix="tbdoctor-verify-") as cwd:
         proc = procs.run([target.python, "-", json.dumps(ctx)], timeout=timeout, env=_env(), cwd=cwd,
-                         stdin_text=probe.payload_source(PAYLOADS[framework]))
+                         stdin_text=job_source(framework))
     found = results(proc.stdout)
     if not found:
         return _died(framework, proc, f"the {framework} job")
@@ -107,7 +115,7 @@ def torchrun_argv(python: str, nproc: int, script: str, ctx: dict, nnodes: int =
 
 def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float) -> tuple[JobRun, Phase, dict]:
     """The torch job under torchrun: (rank 0's job, the distributed phase, details)."""
-    source = probe.payload_source(PAYLOADS["torch"])
+    source = job_source("torch")
     with tempfile.TemporaryDirectory(prefix="tbdoctor-verify-") as cwd:
         script = os.path.join(cwd, "tbdoctor_verify_job.py")
         with open(script, "w", encoding="utf-8") as fh:

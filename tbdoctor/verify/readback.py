@@ -8,7 +8,9 @@ files store.
 
 from __future__ import annotations
 
+import math
 import struct
+import time
 
 from tbdoctor import probe
 from tbdoctor.findings import quote_command
@@ -18,12 +20,22 @@ from tbdoctor.verify.result import FAIL, PASS, Phase
 TENSORBOARD_MISSING = "tensorboard is not installed in the target"
 
 
-def f32(value: float) -> float:
-    """``value`` as stored in an event file (float32), back as a Python float."""
+def f32(value) -> float:
+    """``value`` as stored in an event file (float32), back as a Python float.
+    Accepts the strings TensorBoard's JSON uses for non-finite values ("NaN", "Infinity")."""
     try:
+        value = float(value)
         return struct.unpack("<f", struct.pack("<f", value))[0]
     except OverflowError:  # beyond float32: stored as +-inf
-        return value
+        return math.copysign(math.inf, value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def same(written: float, read: float) -> bool:
+    """Equal as stored in an event file (NaN, written as NaN, reads back as NaN)."""
+    a, b = f32(written), f32(read)
+    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 def install_fix(target: Target, requirement: str = "tensorboard") -> str:
@@ -56,7 +68,7 @@ def compare(written: dict, found: dict) -> list[str]:
         for tag, points in expect.get("scalars", {}).items():
             read_points = {step: value for step, value in got["scalars"].get(tag, [])}
             missing = [s for s, _ in points if s not in read_points]
-            wrong = [(s, v, read_points[s]) for s, v in points if s in read_points and f32(v) != f32(read_points[s])]
+            wrong = [(s, v, read_points[s]) for s, v in points if s in read_points and not same(v, read_points[s])]
             if missing:
                 problems.append(f"run {run}, scalar {tag}: {len(missing)} of {len(points)} steps missing "
                                 f"(first: step {missing[0]})")
@@ -75,7 +87,6 @@ def compare(written: dict, found: dict) -> list[str]:
 
 def phase(target: Target, run_dir: str, written: dict, timeout: float) -> tuple[Phase, dict | None]:
     """Run the reader and judge; returns the phase and what was read (for the curve)."""
-    import time
     start = time.monotonic()
     found, error = read(target, run_dir, timeout)
     seconds = time.monotonic() - start

@@ -9,7 +9,6 @@ its helpers (the data server) on success, failure, timeout and Ctrl-C; with
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import tempfile
@@ -21,7 +20,7 @@ import urllib.request
 from tbdoctor import procs
 from tbdoctor.findings import quote_command
 from tbdoctor.target import Target
-from tbdoctor.verify.readback import f32
+from tbdoctor.verify.readback import same
 from tbdoctor.verify.result import FAIL, PASS, Phase
 
 HOST = "127.0.0.1"
@@ -83,8 +82,7 @@ def _missing_points(url: str, expected: dict) -> tuple[list[str], str]:
             for step, value in points:
                 if step not in served:
                     return runs, f"run {run}: scalar {tag} lacks step {step}"
-                got, want = f32(served[step]), f32(value)
-                if got != want and not (math.isnan(got) and math.isnan(want)):
+                if not same(value, served[step]):
                     return runs, f"run {run}: scalar {tag} step {step} is {served[step]!r}, {value!r} was written"
     return runs, ""
 
