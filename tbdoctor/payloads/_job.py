@@ -1,7 +1,6 @@
 # Shared by the training jobs (train_torch.py, train_tf.py): sent after
 # _common.py and before the job, run BY THE TARGET interpreter. Phase
-# bookkeeping, progress marks (so tbdoctor knows which phase a dead job was
-# in), and one-line reasons and fixes for import and write errors. Stdlib only.
+# bookkeeping, progress marks (so tbdoctor knows how far a job that died got), and one-line reasons and fixes for import and write errors. Stdlib only.
 import errno
 import math
 import shlex
@@ -9,7 +8,8 @@ import subprocess
 import threading
 import time
 
-PHASE_MARK = "@@tbdoctor-phase@@"
+PHASE_MARK = "@@tbdoctor-phase@@"  # a phase begins
+PHASE_DONE_MARK = "@@tbdoctor-phase-done@@"  # a phase ended: its JSON follows
 JOB_PHASES = ("import", "data", "train", "log")
 THREAD_ERRORS = []  # exceptions raised in writer threads (tensorboardX writes asynchronously)
 
@@ -89,6 +89,8 @@ class PhaseLog:
             seconds = time.perf_counter() - start if start is not None else 0.0
         self.phases[name] = {"name": name, "status": status, "seconds": round(seconds, 3),
                              "detail": detail, "fix": fix}
+        sys.stdout.write("\n%s%s\n" % (PHASE_DONE_MARK, json.dumps(self.phases[name])))
+        sys.stdout.flush()
 
     def failed(self, name, start, reason, fix, seconds=None):
         self.done(name, start, "fail", reason, fix, seconds)

@@ -21,11 +21,12 @@ from tbdoctor.verify.result import FAIL, PASS, REFERENCE, SKIPPED, JobRun, Phase
 
 PAYLOADS = {"torch": "train_torch.py", "tf": "train_tf.py"}
 JOB_PHASES = ("import", "data", "train", "log")
-_PHASE_MARK = "@@tbdoctor-phase@@"
+_PHASE_MARK = "@@tbdoctor-phase@@"  # printed by payloads/_job.py
+_DONE_MARK = "@@tbdoctor-phase-done@@"
 _RESULT_MARK = probe._MARKER
 
 
-def context(run_dir: str, options: dict, distributed: bool = False, backend: str = "gloo") -> dict:
+def context(run_dir: str, options: dict, distributed: bool = False, backend: str = "auto") -> dict:
     ctx = dict(REFERENCE, run_dir=run_dir, device=options.get("device") or "auto")
     for key in ("lr", "steps", "seed"):
         if options.get(key) is not None:
@@ -53,26 +54,40 @@ def results(stdout: str) -> list[dict]:
     return found
 
 
-def last_phase(stdout: str) -> str:
-    marks = [line[len(_PHASE_MARK):].strip() for line in stdout.splitlines() if line.startswith(_PHASE_MARK)]
-    return marks[-1] if marks and marks[-1] in JOB_PHASES else "import"
+def progress(stdout: str) -> tuple[list[Phase], str]:
+    """From the marks a job printed: the phases it finished, and the one it was in."""
+    finished, current = {}, "import"
+    for line in stdout.splitlines():
+        if line.startswith(_PHASE_MARK):
+            current = line[len(_PHASE_MARK):].strip()
+        elif line.startswith(_DONE_MARK):
+            try:
+                data = json.loads(line[len(_DONE_MARK):])
+                finished[data["name"]] = data
+            except (ValueError, KeyError, TypeError):
+                continue
+    phases = [Phase(p["name"], p.get("status", PASS), p.get("seconds", 0.0), p.get("detail", ""), p.get("fix", ""))
+              for name, p in finished.items() if name in JOB_PHASES]
+    return phases, current if current in JOB_PHASES else "import"
 
 
 def _died(framework: str, proc: procs.ProcResult, what: str) -> JobRun:
-    """The job process ended without a report: fail the phase it was in."""
-    phase = last_phase(proc.stdout)
+    """The job process ended without a report: keep the phases it finished and
+    fail the one it was in with what happened (signal, timeout, exit status)."""
+    phases, current = progress(proc.stdout)
+    phases = [p for p in phases if p.name != current]
     tail = proc.stderr_tail(1)
-    reason = f"{what} {proc.failure() or 'printed no result'} during the {phase} phase" + (f": {tail}" if tail else "")
+    reason = f"{what} {proc.failure() or 'printed no result'} during the {current} phase" + (f": {tail}" if tail else "")
     fix = ("raise --timeout" if proc.timed_out
            else "run `tbdoctor check` on this interpreter; rerun with -v to see the job's output")
-    phases = []
-    for name in JOB_PHASES:
-        if name == phase:
-            phases.append(Phase(name, FAIL, proc.seconds, reason, fix, framework))
-            break
-        phases.append(Phase(name, PASS, 0.0, "", "", framework))
+    phases.append(Phase(current, FAIL, proc.seconds, reason, fix))
+    for phase in phases:
+        phase.framework = framework
     run = JobRun(framework, phases)
-    run.notes.append("job output (end):\n" + "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:]))
+    output = [line for line in (proc.stdout + "\n" + proc.stderr).splitlines()
+              if line.strip() and not line.startswith("@@tbdoctor")]
+    if output:
+        run.notes.append("job output (end):\n" + "\n".join(output[-20:]))
     return run
 
 
