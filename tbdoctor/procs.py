@@ -3,6 +3,8 @@
 ``run(argv, timeout)`` never raises for the child's sake: a missing program, a
 non-zero exit, a signal or a timeout all come back as values of ``ProcResult``.
 Each child gets its own process group, so a timeout kills the whole tree.
+``start``/``stop`` do the same for a long-running child (a server) that the
+caller must stop on every path.
 Imports nothing from tbdoctor.
 """
 

@@ -347,7 +347,7 @@ def test_framework_all_runs_tensorflow_too(tf_env, tmp_path):
 
 def test_bad_flags_are_usage_errors(stack_env):
     for args in (("--lr", "-1"), ("--steps", "5000"), ("--port", "70000"), ("--framework", "tf", "--distributed"),
-                 ("--serve", "--no-server")):
+                 ("--serve", "--no-server"), ("--nproc", "2"), ("--timeout", "nan")):
         proc = tbdoctor("verify", "--python", str(stack_env.python), *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -19,16 +19,12 @@ FRAMEWORKS = {"torch": ("torch",), "tf": ("tf",), "all": ("torch", "tf")}
 
 def options_from(args) -> Options:
     """Validate the flags (bad values are usage errors, exit 2)."""
-    def positive(name: str, value, integer: bool = False):
-        if value is not None and (value <= 0 or (isinstance(value, float) and not value < float("inf"))):
-            raise UsageError(f"--{name} {value:g}: must be a positive {'whole ' if integer else ''}number")
-        return value
-
-    positive("lr", args.lr)
-    positive("steps", args.steps, True)
-    positive("nproc", args.nproc, True)
-    positive("server-timeout", args.server_timeout)
-    positive("timeout", args.timeout)
+    for name, value in (("lr", args.lr), ("steps", args.steps), ("nproc", args.nproc),
+                        ("server-timeout", args.server_timeout), ("timeout", args.timeout)):
+        if value is not None and not 0 < value < float("inf"):  # also refuses NaN
+            raise UsageError(f"--{name} {value:g}: must be a positive number")
+    if args.nproc is not None and not args.distributed:
+        raise UsageError("--nproc needs --distributed")
     if args.steps is not None and args.steps > 1000:
         raise UsageError(f"--steps {args.steps}: at most 1000 (TensorBoard samples longer scalar series)")
     if args.port is not None and not 0 < args.port < 65536:
