@@ -82,7 +82,7 @@ def assert_failed(report: dict, proc, phase: str, *reason_words: str) -> dict:
     for word in reason_words:
         assert word in failure["reason"], failure
     assert failure["fix"] and "\n" not in failure["reason"]
-    assert phases(report)[phase]["status"] == "fail"
+    assert any(p["name"] == phase and p["status"] == "fail" for p in report["phases"])
     return failure
 
 
@@ -374,3 +374,12 @@ def test_curve_and_contract_from_values():
     assert data["status"] == "fail" and data["failure"] == {"phase": "train", "reason": "why", "fix": "do"}
     assert data["logdir"] == "/l/run" and data["phases"][1] == {"name": "train", "status": "fail", "seconds": 1.0,
                                                                 "detail": "why", "fix": "do", "framework": "torch"}
+
+
+def test_forced_device_that_is_unusable_and_tensorflow_absent(stack_env, tmp_path):
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--device", "cuda")
+    assert_failed(report, proc, "data", "--device cuda", "torch cannot use CUDA here")
+    assert phases(report)["train"]["status"] == "skipped"
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--framework", "tf")
+    failure = assert_failed(report, proc, "import", "tensorflow cannot be imported", "No module named 'tensorflow'")
+    assert failure["fix"] == f"{stack_env.python} -m pip install tensorflow"
