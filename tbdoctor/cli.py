@@ -53,6 +53,32 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
                    help="probe again even if the environment is unchanged since the last check")
     p.add_argument("--save-facts", metavar="FILE", help="write the probed facts snapshot to FILE")
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
+    p.add_argument("--verify", action="store_true",
+                   help="then run the reference training job (tbdoctor verify); one combined exit code")
+
+
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="print the tbdoctor.verify/1 JSON object only")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show the job's notes and output")
+    p.add_argument("--logdir", metavar="DIR",
+                   help="where the run directory goes (default: a fresh directory under the system temp dir)")
+    p.add_argument("--device", metavar="D", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    p.add_argument("--framework", choices=("torch", "tf", "all"), default="torch",
+                   help="PyTorch + tensorboardX, TensorFlow + tf.summary, or both (default torch)")
+    server = p.add_mutually_exclusive_group()
+    server.add_argument("--no-server", action="store_true", help="skip the TensorBoard server phase")
+    server.add_argument("--serve", action="store_true", help="leave TensorBoard running and print its URL")
+    p.add_argument("--port", type=int, metavar="N", help="TensorBoard's port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--server-timeout", type=float, metavar="SECONDS",
+                   help="how long TensorBoard may take to serve the data (default 60)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each job process (default 600)")
+    p.add_argument("--lr", type=float, help="learning rate (default 0.1; a large one makes the loss diverge)")
+    p.add_argument("--steps", type=int, help="training steps (default 200, at most 1000)")
+    p.add_argument("--seed", type=int, help="seed of the data and the initial weights (default 0)")
+    p.add_argument("--distributed", action="store_true",
+                   help="run the job with DistributedDataParallel under torchrun (NCCL on GPUs, gloo on CPU)")
+    p.add_argument("--nproc", type=int, metavar="N", help="processes for --distributed (default 2)")
 
 
 def _compat_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,6 +120,7 @@ COMMANDS = {
                _compat_arguments),
     "report": ("a redacted Markdown bug report: versions, hardware, findings", _report_arguments),
     "fleet": ("merge `check --json` reports of many machines: versions table, drift, policy", _fleet_arguments),
+    "verify": ("train the reference model in an environment and prove TensorBoard shows it", _verify_arguments),
 }
 
 

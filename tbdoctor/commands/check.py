@@ -79,5 +79,9 @@ def _collect(chosen, probes, timeout: float, skipped) -> dict:
 def run(args) -> int:
     report = build_report(args)
     strict = args.strict or bool((report.facts.get("policy") or {}).get("strict"))
+    code = EXIT_PROBLEMS if report.failed(strict=strict) else EXIT_OK
+    if getattr(args, "verify", False):  # then the job: tbdoctor/commands/verify.py
+        from tbdoctor.commands import verify
+        return verify.after_check(args, report, code, strict)
     render.emit(report, "json" if args.json else args.format, args.output, strict=strict, verbose=args.verbose)
-    return EXIT_PROBLEMS if report.failed(strict=strict) else EXIT_OK
+    return code
