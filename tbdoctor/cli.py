@@ -15,6 +15,7 @@ import traceback
 
 from tbdoctor import __version__
 from tbdoctor.errors import EXIT_INTERNAL, EXIT_USAGE, ISSUES_URL, UsageError
+from tbdoctor.render import FORMATS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +31,14 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 def _check_arguments(p: argparse.ArgumentParser) -> None:
     _add_target(p)
-    p.add_argument("--json", action="store_true", help="print the tbdoctor.report/1 JSON object only")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print the tbdoctor.report/1 JSON object only (= --format json)")
+    fmt.add_argument("--format", choices=FORMATS, default="rich",
+                     help="report format (default rich: the console report)")
+    p.add_argument("--output", metavar="FILE",
+                   help="write the report in --format to FILE; the console report still goes to stdout")
+    p.add_argument("--policy", metavar="FILE",
+                   help="policy file (default: ./tbdoctor.toml, else [tool.tbdoctor] in ./pyproject.toml)")
     p.add_argument("-v", "--verbose", action="store_true", help="also show passing checks, details and probe times")
     p.add_argument("--strict", action="store_true", help="warnings fail the run too (exit 1)")
     p.add_argument("--ignore", nargs="+", action="extend", metavar="ID", default=[],
@@ -45,6 +53,32 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
                    help="probe again even if the environment is unchanged since the last check")
     p.add_argument("--save-facts", metavar="FILE", help="write the probed facts snapshot to FILE")
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
+    p.add_argument("--verify", action="store_true",
+                   help="then run the reference training job (tbdoctor verify); one combined exit code")
+
+
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="print the tbdoctor.verify/1 JSON object only")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show the job's notes and output")
+    p.add_argument("--logdir", metavar="DIR",
+                   help="where the run directory goes (default: a fresh directory under the system temp dir)")
+    p.add_argument("--device", metavar="D", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    p.add_argument("--framework", choices=("torch", "tf", "all"), default="torch",
+                   help="PyTorch + tensorboardX, TensorFlow + tf.summary, or both (default torch)")
+    server = p.add_mutually_exclusive_group()
+    server.add_argument("--no-server", action="store_true", help="skip the TensorBoard server phase")
+    server.add_argument("--serve", action="store_true", help="leave TensorBoard running and print its URL")
+    p.add_argument("--port", type=int, metavar="N", help="TensorBoard's port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--server-timeout", type=float, metavar="SECONDS",
+                   help="how long TensorBoard may take to serve the data (default 60)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each job process (default 600)")
+    p.add_argument("--lr", type=float, help="learning rate (default 0.1; a large one makes the loss diverge)")
+    p.add_argument("--steps", type=int, help="training steps (default 200, at most 1000)")
+    p.add_argument("--seed", type=int, help="seed of the data and the initial weights (default 0)")
+    p.add_argument("--distributed", action="store_true",
+                   help="run the job with DistributedDataParallel under torchrun (NCCL on GPUs, gloo on CPU)")
+    p.add_argument("--nproc", type=int, metavar="N", help="processes for --distributed (default 2)")
 
 
 def _source_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,6 +129,29 @@ def _compat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the tbdoctor.compat/1 JSON object only")
 
 
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="a tbdoctor.bugreport/1 JSON object instead of Markdown")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--no-redact", action="store_true",
+                   help="keep home, user and host names and GPU UUIDs (secrets are always removed)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each probe (default 90)")
+    p.add_argument("--facts", metavar="FILE", help="build the report from a saved facts snapshot instead of probing")
+    p.add_argument("--policy", metavar="FILE", help="policy file to include (default: as for check)")
+    p.set_defaults(only=[], ignore=[], save_facts=None, quick=False, no_cache=False)
+
+
+def _fleet_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("reports", nargs="+", metavar="REPORT",
+                   help="`check --json` files, or directories searched for *.json")
+    p.add_argument("--uniform", nargs="+", action="extend", metavar="KEY", default=[],
+                   help="fail (exit 1) when KEY differs across machines: a column (driver, cuda, torch, "
+                        "torch_cuda, tensorflow, tensorboardx, tensorboard, gpus, gpu_model, python) or a package name")
+    p.add_argument("--policy", metavar="FILE", help="judge every machine's facts against this policy")
+    p.add_argument("--json", action="store_true", help="print a tbdoctor.fleet/1 JSON object")
+    p.add_argument("--output", metavar="FILE", help="write the table (or JSON) to FILE instead of stdout")
+
+
 # name -> (help, argument definer); the module tbdoctor.commands.<name> does the work.
 COMMANDS = {
     "check": ("diagnose an environment: Python, pip, GPU, CUDA, frameworks, TensorBoard", _check_arguments),
@@ -102,6 +159,9 @@ COMMANDS = {
     "setup": ("build a known-good environment from a profile (cpu, cuda, tensorflow, full)", _setup_arguments),
     "compat": ("which CUDA versions and PyTorch builds a driver or GPU can use (bundled data, no network)",
                _compat_arguments),
+    "report": ("a redacted Markdown bug report: versions, hardware, findings", _report_arguments),
+    "fleet": ("merge `check --json` reports of many machines: versions table, drift, policy", _fleet_arguments),
+    "verify": ("train the reference model in an environment and prove TensorBoard shows it", _verify_arguments),
 }
 
 

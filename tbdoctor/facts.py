@@ -1,15 +1,23 @@
-"""The facts snapshot: schema, JSON round-trip and redaction of secrets.
+"""The facts snapshot: schema, JSON round-trip and redaction.
 
 Facts are one JSON-serialisable dict. Top level: ``schema``, ``tbdoctor``,
 ``collected_at`` (ISO date), ``target``, ``probes`` (name -> run metadata) and
 one key per probe holding what it gathered (None when the probe failed).
-Leaf module apart from errors.
+
+Redaction has two stages, one mechanism. ``redact`` runs when facts are
+collected: values of secret-named keys and URL credentials never enter a
+snapshot. ``Redactor`` runs on every output (all formats, ``report``): it also
+removes what is only sensitive when shown to others (the home directory,
+shown as ``~``; user and host names; GPU UUIDs) and any secret still present
+in hand-made or foreign facts. Leaf module apart from errors.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
+import socket
 from pathlib import Path
 
 from tbdoctor.errors import UsageError
@@ -45,27 +53,6 @@ def redact(value, key: str = ""):
     return value
 
 
-# GPU and MIG instance UUIDs (nvidia-smi -L, NVML, CUDA_VISIBLE_DEVICES): they identify a machine.
-_GPU_UUID = re.compile(r"\b(GPU|MIG)-[0-9a-fA-F]{8}[0-9a-fA-F-]*")
-
-
-def redact_identifiers(value, key: str = ""):
-    """A copy of ``value`` for reports, with GPU UUIDs removed.
-
-    Saved facts keep them (``--save-facts``: the user's own machine); every
-    rendered report (console, JSON, including the facts it embeds) goes through this.
-    """
-    if isinstance(value, dict):
-        return {k: redact_identifiers(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_identifiers(v) for v in value]
-    if isinstance(value, str):
-        if key == "uuid" and value:
-            return REDACTED
-        return _GPU_UUID.sub(lambda m: f"{m[1]}-{REDACTED}", value)
-    return value
-
-
 def save(facts: dict, path: str) -> None:
     try:
         Path(path).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -89,3 +76,118 @@ def load(path: str) -> dict:
         found = facts.get("schema") if isinstance(facts, dict) else type(facts).__name__
         raise UsageError(f"--facts {path}: not a tbdoctor facts snapshot (schema {found!r}, expected {SCHEMA!r})")
     return facts
+
+
+# --- output-stage redaction -------------------------------------------------
+
+# Any UUID, and GPU/MIG ids (NVML: GPU-<uuid>, MIG-<uuid>; old MIG ids: MIG-GPU-<uuid>/1/0, possibly cut short).
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                   r"|(?<=GPU-)[0-9a-fA-F]{8}[0-9a-fA-F-]*|(?<=MIG-)[0-9a-fA-F]{8}[0-9a-fA-F-]*")
+# NAME=value where NAME looks like a secret (in details, command lines, env dumps).
+_ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=([^\s'\"&;,]+)")
+# ?token=... in a URL's query string.
+_QUERY_SECRET = re.compile(r"([?&][^=&\s#]*(?:token|secret|passw|key|auth|sig)[^=&\s#]*=)[^&\s#'\"]+", re.I)
+_IDENTITY_KEYS = {"hostname": "<host>", "user": "<user>"}  # the system probe's fields
+_MIN_LITERAL = 6  # shorter secret values are only redacted where their key says so
+_NAME_EDGE = "A-Za-z0-9_.-"  # characters that continue a user or host name
+# Service accounts and container defaults identify nobody, and replacing them as
+# words would mangle reports ("user site-packages"); their home folders still go.
+_GENERIC_NAMES = {"root", "user", "admin", "runner", "ubuntu", "debian", "python", "jovyan", "app", "worker", "ci",
+                  "build", "builder", "jenkins", "gitlab-runner", "docker", "nobody", "vagrant", "ec2-user", "test",
+                  "localhost", "localhost.localdomain"}
+
+
+class Redactor:
+    """Removes secrets and identities from any JSON-like value or text.
+
+    Built from facts (their ``system`` probe names the machine's home, user
+    and host) plus this process's own, so facts from another machine are
+    scrubbed of both. ``identities=False`` (``report --no-redact``) keeps home,
+    user, host names and GPU UUIDs; secrets are removed regardless.
+    """
+
+    def __init__(self, facts: dict | None = None, identities: bool = True):
+        facts = facts or {}
+        self.identities = identities
+        self.literals = sorted(_secret_literals(facts), key=len, reverse=True)
+        system = facts.get("system") if isinstance(facts.get("system"), dict) else {}
+        homes = {system.get("home"), _local(lambda: str(Path.home()))}
+        users = {system.get("user"), _local(getpass.getuser)}
+        hosts = {system.get("hostname"), _local(socket.gethostname)}
+        self.homes = sorted({h.rstrip("/\\") for h in homes if _usable_home(h)}, key=len, reverse=True)
+        names = [(n, "<user>") for n in users if _identifying(n)] + [(n, "<host>") for n in hosts if _identifying(n)]
+        names.sort(key=lambda pair: len(pair[0]), reverse=True)
+        self.names = [(re.compile(rf"(?<![{_NAME_EDGE}]){re.escape(n)}(?![{_NAME_EDGE}])", re.I), label)
+                      for n, label in names]
+
+    def text(self, text: str) -> str:
+        for literal in self.literals:
+            text = text.replace(literal, REDACTED)
+        text = redact_text(text)
+        text = _QUERY_SECRET.sub(lambda m: m[1] + REDACTED, text)
+        text = _ASSIGNMENT.sub(lambda m: f"{m[1]}={REDACTED}" if is_secret_name(m[1]) else m[0], text)
+        if self.identities:
+            text = _UUID.sub(REDACTED, text)
+            for home in self.homes:
+                text = _replace_home(text, home)
+            for pattern, label in self.names:
+                text = pattern.sub(label, text)
+        return text
+
+    def value(self, value, key: str = ""):
+        """A redacted copy of a JSON-like value (dict keys are kept, except identity ones)."""
+        if isinstance(value, dict):
+            return {k: self.value(v, k) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        if isinstance(value, str):
+            if key and value and (is_secret_name(key) or (self.identities and key.lower() == "uuid")):
+                return REDACTED
+            if self.identities and key in _IDENTITY_KEYS and value:  # even generic names, where they are named
+                return _IDENTITY_KEYS[key]
+            return self.text(value)
+        return value
+
+
+def _local(getter):
+    try:
+        return getter()
+    except Exception:  # no home, no user entry (containers), no hostname
+        return None
+
+
+def _identifying(name) -> bool:
+    return isinstance(name, str) and len(name.strip()) >= 3 and name.lower() not in _GENERIC_NAMES
+
+
+def _usable_home(home) -> bool:
+    """A home folder worth replacing: not a filesystem root such as / or C:\\."""
+    if not isinstance(home, str) or not home.strip():
+        return False
+    path = home.rstrip("/\\")
+    return len(path) > 3 and not path.endswith(":")
+
+
+def _replace_home(text: str, home: str) -> str:
+    variants = {home, home.replace("\\", "/")}
+    for variant in variants:
+        text = re.sub(re.escape(variant) + r"(?=$|[/\\\s'\":;,)\]])", "~", text)
+    return text
+
+
+def _secret_literals(value, key: str = "") -> set[str]:
+    """Values of secret-named keys (and URL passwords) long enough to search for elsewhere."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found |= _secret_literals(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            found |= _secret_literals(v)
+    elif isinstance(value, str):
+        if key and is_secret_name(key) and len(value) >= _MIN_LITERAL and value != REDACTED:
+            found.add(value)
+        for m in _URL_CREDENTIALS.finditer(value):
+            user, _, password = m["cred"].partition(":")
+            found.update(s for s in (password or user,) if len(s) >= _MIN_LITERAL)
+    return found

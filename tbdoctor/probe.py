@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Callable
 
 from tbdoctor import __version__, facts as facts_mod, procs
+from tbdoctor.findings import SECTIONS
 from tbdoctor.target import Target
 
 DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
@@ -65,6 +66,8 @@ PROBES: tuple[Probe, ...] = (
     Probe("packages", ("pip", "python"), payload="distributions.py"),
     Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
     Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
+    # Every report needs it (bug reports, and redaction of user, home and host names).
+    Probe("system", ("tbdoctor", *SECTIONS), host="tbdoctor.system:probe"),
 )
 
 

@@ -3,6 +3,8 @@
 ``run(argv, timeout)`` never raises for the child's sake: a missing program, a
 non-zero exit, a signal or a timeout all come back as values of ``ProcResult``.
 Each child gets its own process group, so a timeout kills the whole tree.
+``start``/``stop`` do the same for a long-running child (a server) that the
+caller must stop on every path.
 Imports nothing from tbdoctor.
 """
 
@@ -120,6 +122,76 @@ def run(
         with _LIVE_LOCK:
             _LIVE.discard(proc)
     return ProcResult(tuple(argv), proc.returncode, out, err, time.monotonic() - start)
+
+
+@dataclass
+class Background:
+    """A long-running child (a server): its own process group, output in a file."""
+
+    argv: tuple[str, ...]
+    popen: subprocess.Popen | None
+    log_path: str
+    error: str = ""  # why it could not be started
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def exit_code(self) -> int | None:
+        """None while it runs (or never started)."""
+        return self.popen.poll() if self.popen else None
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+                return "\n".join(fh.read().strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start(argv: list[str], log_path: str, env: dict[str, str] | None = None,
+          cwd: str | None = None) -> Background:
+    """Start ``argv`` in the background in its own process group; stdout and
+    stderr go to ``log_path``. Never raises; pair every call with ``stop``."""
+    kwargs: dict = {}
+    if _WINDOWS:
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, cwd=cwd, **kwargs)
+    except OSError as exc:
+        return Background(tuple(argv), None, log_path, error=exc.strerror or str(exc))
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    return Background(tuple(argv), proc, log_path)
+
+
+def stop(bg: Background, grace: float = 5.0) -> None:
+    """Stop a background child and everything it started: SIGTERM to its group,
+    then SIGKILL after ``grace`` seconds. Safe to call twice."""
+    proc = bg.popen
+    if proc is None:
+        return
+    if not _WINDOWS:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # The group may outlive its leader (a helper it spawned): kill whatever is left.
+    _kill_tree(proc)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with _LIVE_LOCK:
+        _LIVE.discard(proc)
 
 
 def kill_all() -> None:

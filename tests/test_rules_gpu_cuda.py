@@ -7,7 +7,7 @@ import pytest
 from conftest import cuda_facts, cuda_toolkit, gpu_device, gpu_facts, make_facts
 from tbdoctor import facts as facts_mod
 from tbdoctor.findings import Report
-from tbdoctor.render import json_report
+from tbdoctor.render import json_report, redacted
 from tbdoctor.rules import cuda, evaluate, gpu
 
 
@@ -171,11 +171,11 @@ def test_gpu_uuids_are_redacted_in_reports_but_kept_in_facts():
     facts = make_facts(gpu=gpu_facts([gpu_device()], visible_devices={"CUDA_VISIBLE_DEVICES": uuid + ",7",
                                                                       "NVIDIA_VISIBLE_DEVICES": None}))
     report = Report(target=facts["target"], findings=evaluate(facts), facts=facts)
-    text = json_report.render(report)
+    text = json_report.render(redacted(report))
     assert "3f8a2c1e" not in text and "GPU-<redacted>" in text
     assert json.loads(text)["facts"]["gpu"]["gpus"][0]["uuid"] == "<redacted>"
     assert facts["gpu"]["gpus"][0]["uuid"] == uuid  # the facts themselves are untouched
-    assert facts_mod.redact_identifiers("GPU-accelerated MIG-GPU-3f8a2c1e-7b4d/1/0") == "GPU-accelerated MIG-GPU-<redacted>/1/0"
+    assert facts_mod.Redactor().text("GPU-accelerated MIG-GPU-3f8a2c1e-7b4d/1/0") == "GPU-accelerated MIG-GPU-<redacted>/1/0"
 
 
 def test_toolkit_that_cannot_target_the_gpu():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tbdoctor import __version__, cache, facts as facts_mod, probe, rules, target as target_mod
+from tbdoctor import __version__, cache, facts as facts_mod, policy as policy_mod, probe, render, rules, target as target_mod
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.findings import SECTIONS, Report
 
@@ -29,7 +29,14 @@ def build_report(args) -> Report:
         target = chosen.to_dict()
     if args.save_facts:
         facts_mod.save(facts, args.save_facts)
-    findings = rules.select(rules.evaluate(facts), only=only, ignore=args.ignore)
+    ignore = list(args.ignore)
+    policy = policy_mod.find(getattr(args, "policy", None))
+    if policy:  # the policy rules read it from the facts; its ignore list adds to --ignore
+        facts = dict(facts, policy=policy.to_dict())
+        ignore += policy.ignore
+        only = only and [*only, "policy"]
+        notes.append(f"policy: {policy.source}")
+    findings = rules.select(rules.evaluate(facts), only=only, ignore=ignore)
     return Report(target=target, findings=findings, facts=facts, tbdoctor_version=__version__, notes=notes)
 
 
@@ -71,10 +78,10 @@ def _collect(chosen, probes, timeout: float, skipped) -> dict:
 
 def run(args) -> int:
     report = build_report(args)
-    if args.json:
-        from tbdoctor.render import json_report
-        sys.stdout.write(json_report.render(report))
-    else:
-        from tbdoctor.render import console
-        console.render(report, console.make_console(), verbose=args.verbose)
-    return EXIT_PROBLEMS if report.failed(strict=args.strict) else EXIT_OK
+    strict = args.strict or bool((report.facts.get("policy") or {}).get("strict"))
+    code = EXIT_PROBLEMS if report.failed(strict=strict) else EXIT_OK
+    if getattr(args, "verify", False):  # then the job: tbdoctor/commands/verify.py
+        from tbdoctor.commands import verify
+        return verify.after_check(args, report, code, strict)
+    render.emit(report, "json" if args.json else args.format, args.output, strict=strict, verbose=args.verbose)
+    return code

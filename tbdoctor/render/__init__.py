@@ -1,11 +1,96 @@
-"""Renderers: pure functions from a Report to text."""
+"""Renderers: pure functions from a Report to text, and ``emit``, the one place
+that picks a format, redacts, and writes (stdout, ``--output``, GitHub's step
+summary).
+
+Formats: rich (the console report, ``console.py``), json (``json_report.py``),
+junit, markdown, github. Everything that leaves tbdoctor passes through
+``redacted`` first (``facts.Redactor``). Imports are lazy: ``cli`` reads
+``FORMATS`` for ``--help``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from tbdoctor.errors import UsageError
+
+if TYPE_CHECKING:
+    from tbdoctor.findings import Report
+
+FORMATS = ("rich", "json", "junit", "markdown", "github")
 
 
-def for_output(report):
-    """The Report as renderers show it: GPU UUIDs redacted in findings and facts (facts.py)."""
+def redacted(report: Report, identities: bool = True) -> Report:
+    """The report with secrets (and, with ``identities``, home, user, host and GPU UUIDs) removed."""
     from dataclasses import replace
 
-    from tbdoctor.facts import redact_identifiers
+    from tbdoctor.facts import Redactor
     from tbdoctor.findings import Finding
-    return replace(report, facts=redact_identifiers(report.facts),
-                   findings=[Finding.from_dict(redact_identifiers(f.to_dict())) for f in report.findings])
+    r = Redactor(report.facts, identities=identities)
+    return replace(report, target=r.value(report.target), facts=r.value(report.facts),
+                   notes=[r.text(n) for n in report.notes],
+                   findings=[Finding.from_dict(r.value(f.to_dict())) for f in report.findings])
+
+
+def render(report: Report, fmt: str, strict: bool = False, verbose: bool = False) -> str:
+    """``report`` as text in ``fmt`` (rich gives the plain console text)."""
+    if fmt == "rich":
+        import io
+
+        from tbdoctor.render import console
+        buffer = io.StringIO()
+        console.render(report, console.make_console(buffer), verbose=verbose)
+        return buffer.getvalue()
+    if fmt == "json":
+        from tbdoctor.render import json_report
+        return json_report.render(report)
+    if fmt == "junit":
+        from tbdoctor.render import junit
+        return junit.render(report, strict)
+    if fmt == "markdown":
+        from tbdoctor.render import markdown
+        return markdown.render(report, strict)
+    if fmt == "github":
+        from tbdoctor.render import github
+        return github.render(report, strict)
+    raise UsageError(f"--format {fmt}: unknown format (choose from {', '.join(FORMATS)})")
+
+
+def write_file(path: str, text: str, option: str = "--output") -> None:
+    from pathlib import Path
+    try:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
+
+
+def emit(report: Report, fmt: str, output: str | None = None, strict: bool = False, verbose: bool = False) -> None:
+    """Redact, render and write ``report``.
+
+    With ``output`` the ``fmt`` text goes to that file and the console report
+    to stdout (a CI log and an artifact from one run). On GitHub Actions
+    (``GITHUB_ACTIONS=true``), or with ``--format github``, the Markdown
+    summary is appended to ``$GITHUB_STEP_SUMMARY`` when that is set.
+    """
+    report = redacted(report)
+    if output:
+        write_file(output, render(report, fmt, strict, verbose))
+    if not output or fmt != "rich":
+        if fmt == "rich" or output:
+            from tbdoctor.render import console
+            console.render(report, console.make_console(), verbose=verbose)
+        else:
+            sys.stdout.write(render(report, fmt, strict, verbose))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary and (fmt == "github" or os.environ.get("GITHUB_ACTIONS") == "true"):
+        from tbdoctor.render import markdown
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown.render(report, strict) + "\n")
+        except OSError as exc:
+            print(f"tbdoctor: warning: cannot append to $GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}",
+                  file=sys.stderr)

@@ -13,9 +13,9 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import cuda, gpu, pip, python
+from tbdoctor.rules import cuda, gpu, pip, policy, python
 
-RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES
+RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + policy.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:

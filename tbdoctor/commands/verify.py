@@ -1,0 +1,98 @@
+"""``tbdoctor verify``: run the reference job in the target, render, map to an exit code.
+
+Also ``after_check``, the second half of ``tbdoctor check --verify``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+from tbdoctor import __version__, target as target_mod
+from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+from tbdoctor.verify.runner import Options, verify
+
+FRAMEWORKS = {"torch": ("torch",), "tf": ("tf",), "all": ("torch", "tf")}
+
+
+def options_from(args) -> Options:
+    """Validate the flags (bad values are usage errors, exit 2)."""
+    for name, value in (("lr", args.lr), ("steps", args.steps), ("nproc", args.nproc),
+                        ("server-timeout", args.server_timeout), ("timeout", args.timeout)):
+        if value is not None and not 0 < value < float("inf"):  # also refuses NaN
+            raise UsageError(f"--{name} {value:g}: must be a positive number")
+    if args.nproc is not None and not args.distributed:
+        raise UsageError("--nproc needs --distributed")
+    if args.steps is not None and args.steps > 1000:
+        raise UsageError(f"--steps {args.steps}: at most 1000 (TensorBoard samples longer scalar series)")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: not a TCP port (1-65535)")
+    if args.distributed and args.framework == "tf":
+        raise UsageError("--distributed runs the PyTorch job under torchrun: use --framework torch or all")
+    return Options(
+        logdir=args.logdir, device=args.device, frameworks=FRAMEWORKS[args.framework],
+        server=not args.no_server, serve=args.serve, port=args.port,
+        server_timeout=args.server_timeout or 60.0, timeout=args.timeout or 600.0,
+        lr=args.lr, steps=args.steps, seed=args.seed, distributed=args.distributed, nproc=args.nproc or 2,
+    )
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+def execute(chosen: target_mod.Target, options: Options, as_json: bool, verbose: bool, extra: dict | None = None):
+    """Run and print; returns (outcome, exit code). ``extra`` is merged into the JSON."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does
+    outcome, live = verify(chosen, options)
+    code = EXIT_OK if outcome.passed else EXIT_PROBLEMS
+    try:
+        if as_json:
+            data = dict(extra or {}, **({"verify": outcome.to_dict()} if extra is not None else outcome.to_dict()))
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        else:
+            from tbdoctor.render import console, verify_console
+            verify_console.render(outcome, console.make_console(), __version__, verbose)
+        if live is not None:
+            _serve(live, as_json)
+    finally:
+        if live is not None:
+            live.stop()
+    return outcome, code
+
+
+def _serve(live, as_json: bool) -> None:
+    out = sys.stderr if as_json else sys.stdout
+    print(f"TensorBoard is serving {live.url} (pid {live.bg.pid}); press Ctrl-C to stop it", file=out, flush=True)
+    try:
+        while live.bg.exit_code() is None:
+            threading.Event().wait(0.5)
+        print(f"TensorBoard exited with status {live.bg.exit_code()}", file=out, flush=True)
+    except KeyboardInterrupt:
+        print("stopping TensorBoard", file=out, flush=True)
+
+
+def run(args) -> int:
+    options = options_from(args)
+    chosen = target_mod.choose(args.python)
+    _outcome, code = execute(chosen, options, args.json, args.verbose)
+    return code
+
+
+def after_check(args, report, check_code: int, strict: bool) -> int:
+    """``check --verify``: the check's report, then the job; one combined exit code."""
+    if args.facts:
+        raise UsageError("--verify runs the job in a live interpreter: it cannot be combined with --facts")
+    from tbdoctor import render
+    chosen = target_mod.choose(args.python)
+    if args.json:
+        from tbdoctor.render import json_report
+        _outcome, code = execute(chosen, Options(), True, False, extra=json_report.to_dict(render.redacted(report)))
+    else:
+        render.emit(report, args.format, args.output, strict=strict, verbose=args.verbose)
+        print(flush=True)
+        _outcome, code = execute(chosen, Options(), False, args.verbose)
+    return max(check_code, code)

@@ -1,0 +1,346 @@
+# The reference training job for PyTorch, run BY THE TARGET interpreter after
+# _common.py and _job.py (so it tests that environment). Unlike the probes it imports
+# torch and tensorboardX, but it never dies on them: every failure becomes a
+# failed phase with a one-line reason and a fix. Python 3.8+.
+#
+# y = w*x + b + seeded Gaussian noise, one linear layer, full-batch SGD.
+# Under torchrun (context "distributed") every rank trains on its shard with
+# DistributedDataParallel, the parameters are gathered and compared, and only
+# rank 0 writes to TensorBoard.
+
+
+class Job(PhaseLog):
+    def __init__(self, ctx):
+        PhaseLog.__init__(self)
+        self.ctx = ctx
+        self.rank = int(os.environ.get("RANK", "0")) if ctx.get("distributed") else 0
+        self.world = int(os.environ.get("WORLD_SIZE", "1")) if ctx.get("distributed") else 1
+        self.out = {"framework": "torch", "rank": self.rank, "world_size": self.world,
+                    "versions": {}, "written": {}, "notes": []}
+
+    def run(self):
+        ctx = self.ctx
+        t = self.begin("import")
+        try:
+            import torch
+        except Exception as exc:
+            self.failed("import", t, "torch cannot be imported: " + first_line(exc),
+                        import_fix(exc, "torch", "torch"))
+            for name in ("data", "train", "log"):
+                self.skip(name, "torch could not be imported")
+            return
+        self.torch = torch
+        self.out["versions"]["torch"] = torch.__version__
+        self.out["versions"]["cuda"] = torch.version.cuda
+        tbx, tbx_error = None, None
+        try:
+            import tensorboardX as tbx
+            self.out["versions"]["tensorboardX"] = tbx.__version__
+        except Exception as exc:
+            tbx_error = exc
+        self.utb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter as utb
+            self.utb = utb
+        except Exception as exc:
+            self.out["notes"].append("torch.utils.tensorboard unavailable (%s): no sibling run"
+                                     % first_line(exc))
+        if tbx_error is not None:
+            self.failed("import", t, "tensorboardX cannot be imported: " + first_line(tbx_error),
+                        import_fix(tbx_error, "tensorboardX", "tensorboardX"))
+        else:
+            self.done("import", t, detail=", ".join("%s %s" % kv for kv in self.out["versions"].items() if kv[1]))
+
+        t = self.begin("data")
+        try:
+            device = self.choose_device()
+        except RuntimeError as exc:
+            self.failed("data", t, str(exc), check_fix() + ", or pass --device cpu to verify on the CPU only")
+            self.skip("train", "no usable device")
+            self.skip("log", "no usable device")
+            return
+        self.device = device
+        self.out["device"] = str(device)
+        x, y = self.make_data()
+        self.done("data", t, detail="%d samples of y = %gx + %g + N(0, %g^2) on %s" % (
+            len(x), self.ctx["weight"], self.ctx["bias"], self.ctx["noise"], device))
+
+        logger = Logger(self) if tbx is not None and self.rank == 0 else None
+        if logger is not None:
+            logger.open(tbx)
+        self.train(x, y, logger)
+        if logger is not None:
+            logger.close()
+            if logger.error:
+                self.failed("log", None, logger.error[0], logger.error[1], seconds=logger.seconds)
+            else:
+                self.done("log", None, detail=logger.summary(), seconds=logger.seconds)
+            self.out["written"] = logger.written
+        elif tbx is None:
+            self.skip("log", "tensorboardX could not be imported")
+        else:
+            self.skip("log", "only rank 0 writes to TensorBoard")
+
+    def choose_device(self):
+        torch = self.torch
+        want = self.ctx.get("device") or "auto"
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if want == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda", local % torch.cuda.device_count())
+            mps = getattr(torch.backends, "mps", None)
+            if mps is not None and mps.is_available():
+                return torch.device("mps")
+            gpu = next((p for p in ("/dev/nvidia0", "/proc/driver/nvidia/version") if os.path.exists(p)), None)
+            if gpu:
+                why = ("this torch is a CPU-only build" if torch.version.cuda is None
+                       else "torch.cuda.is_available() is False (torch built for CUDA %s)" % torch.version.cuda)
+                raise RuntimeError("an NVIDIA GPU is present (%s) but torch cannot use it: %s" % (gpu, why))
+            return torch.device("cpu")
+        try:
+            device = torch.device(want)
+        except Exception as exc:
+            raise RuntimeError("--device %s: %s" % (want, first_line(exc)))
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError("--device %s: torch cannot use CUDA here (%s)" % (
+                    want, "CPU-only build" if torch.version.cuda is None else "no usable GPU"))
+            index = device.index if device.index is not None else 0
+            if index >= torch.cuda.device_count():
+                raise RuntimeError("--device %s: only %d CUDA device(s)" % (want, torch.cuda.device_count()))
+            return torch.device("cuda", index)
+        if device.type == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            if mps is None or not mps.is_available():
+                raise RuntimeError("--device mps: MPS is not available to this torch")
+        return device
+
+    def make_data(self):
+        torch, ctx = self.torch, self.ctx
+        gen = torch.Generator(device=self.device).manual_seed(int(ctx["seed"]))
+        n = int(ctx["samples"])
+        x = torch.rand(n, 1, generator=gen, device=self.device) * 2 - 1
+        noise = torch.randn(n, 1, generator=gen, device=self.device) * float(ctx["noise"])
+        y = float(ctx["weight"]) * x + float(ctx["bias"]) + noise
+        return x, y
+
+    def train(self, x, y, logger):
+        torch, ctx = self.torch, self.ctx
+        t = self.begin("train")
+        start = time.perf_counter()
+        torch.manual_seed(int(ctx["seed"]))
+        plain = torch.nn.Linear(1, 1).to(self.device)
+        model = plain
+        if self.world > 1:
+            import torch.distributed as dist
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(plain, device_ids=ids)
+        xs, ys = x[self.rank::self.world], y[self.rank::self.world]
+        lr = float(ctx["lr"])
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        steps = int(ctx["steps"])
+        every = max(1, int(ctx.get("histogram_every", 10)))
+        if logger is not None:
+            logger.static(plain, xs[:8])
+        losses = []
+        for step in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.mse_loss(model(xs), ys)
+            loss.backward()
+            opt.step()
+            value = loss.item()
+            losses.append(value)
+            if not math.isfinite(value):
+                self.failed("train", t, *diverged(value, step, lr))
+                self.out["losses"] = losses
+                if logger is not None:
+                    logger.step(step, value, plain, lr, hist=False)
+                return
+            if logger is not None:
+                logger.step(step, value, plain, lr, hist=step % every == 0 or step == steps - 1)
+        with torch.no_grad():
+            final = torch.nn.functional.mse_loss(plain(x), y).item()
+        w, b = plain.weight.item(), plain.bias.item()
+        self.out.update(params={"weight": w, "bias": b}, final_loss=final, steps=steps, losses=losses)
+        if self.world > 1:
+            self.out["distributed"] = self.gather(w, b)
+        if self.device.type == "cuda":
+            try:
+                self.out["gpu"] = gpu_extras(torch, self.device)
+            except Exception as exc:
+                self.failed("train", t, "GPU checks failed on %s: %s" % (self.device, first_line(exc)), check_fix())
+                return
+        if logger is not None:
+            logger.final(w, b, final, steps, lr)
+        seconds = time.perf_counter() - start - (logger.seconds if logger else 0.0)
+        if converged(ctx, w, b, final):
+            self.done("train", t, detail="%d steps of SGD (lr %g): weight %.4f, bias %.4f, loss %.5f" % (
+                steps, lr, w, b, final), seconds=seconds)
+        else:
+            self.failed("train", t, not_converged(ctx, w, b, final), "raise --steps or use the reference --lr 0.1",
+                        seconds=seconds)
+
+    def gather(self, w, b):
+        import torch.distributed as dist
+        got = [None] * self.world
+        dist.all_gather_object(got, {"rank": self.rank, "weight": w, "bias": b})
+        spread = max(max(g["weight"] for g in got) - min(g["weight"] for g in got),
+                     max(g["bias"] for g in got) - min(g["bias"] for g in got))
+        return {"backend": dist.get_backend(), "world_size": self.world, "ranks": got, "max_spread": spread}
+
+
+class Logger:
+    """tensorboardX writer (plus torch.utils.tensorboard into a sibling run);
+    records what it wrote and the first error, and never raises."""
+
+    def __init__(self, job):
+        self.job = job
+        self.root = job.ctx["run_dir"]
+        self.seconds = 0.0
+        self.error = None
+        self.written = {}
+        self.writers = {}
+
+    def _do(self, fn, *args, **kwargs):
+        """Call a writer method; False (and the first error kept) when it fails.
+        ``optional=NAME``: an ImportError only skips that record, with a note."""
+        optional = kwargs.pop("optional", None)
+        if self.error:
+            return False
+        start = time.perf_counter()
+        try:
+            fn(*args, **kwargs)
+            if THREAD_ERRORS:
+                raise THREAD_ERRORS[0]
+            return True
+        except Exception as exc:
+            if optional and isinstance(exc, ImportError):
+                self.job.out["notes"].append("no %s record: it needs a module that is missing (%s)"
+                                             % (optional, first_line(exc)))
+            else:
+                self.error = write_error(exc, self.root)
+            return False
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def _record(self, run):
+        return self.written.setdefault(run, {"scalars": {}, "histograms": [], "text": [],
+                                             "graph": False, "hparams": False})
+
+    def open(self, tbx):
+        def make():
+            os.makedirs(self.root, exist_ok=True)
+            # A queue large enough never to block: a writer thread that died (disk full)
+            # must not hang the job; the error surfaces at close.
+            self.writers["torch"] = tbx.SummaryWriter(os.path.join(self.root, "torch"), max_queue=100000)
+        self._do(make)
+        if self.error or self.job.utb is None:
+            return
+        try:
+            self.writers["torch-utils"] = self.job.utb(os.path.join(self.root, "torch-utils"), max_queue=100000)
+        except Exception as exc:
+            self.job.out["notes"].append("torch.utils.tensorboard writer failed: " + first_line(exc))
+
+    def static(self, model, sample):
+        """Once per run: the graph and a text summary of the environment."""
+        writer = self.writers.get("torch")
+        if writer is None:
+            return
+        if self._do(writer.add_graph, model, sample, optional="graph"):
+            self._record("torch")["graph"] = True
+        versions = self.job.out["versions"]
+        table = "| package | version |\n|---|---|\n" + "\n".join(
+            "| %s | %s |" % kv for kv in sorted(versions.items()))
+        table += "\n\npython %s on %s, device %s" % (sys.version.split()[0], sys.platform, self.job.device)
+        if self._do(writer.add_text, "environment", table, 0):
+            self._record("torch")["text"].append("environment/text_summary")
+
+    def step(self, step, loss, model, lr, hist):
+        values = (("loss", loss), ("weight", model.weight.item()), ("bias", model.bias.item()), ("lr", lr))
+        for run, writer in list(self.writers.items()):
+            scalars = self._record(run)["scalars"]
+            for tag, value in values:
+                if self._do(writer.add_scalar, tag, value, step):
+                    scalars.setdefault(tag, []).append([step, value])
+        writer = self.writers.get("torch")
+        if hist and writer is not None:
+            record = self._record("torch")
+            for name, p in (("weight", model.weight), ("bias", model.bias)):
+                for kind, tensor in (("params", p), ("grads", p.grad)):
+                    tag = "%s/%s" % (kind, name)
+                    if tensor is not None and self._do(writer.add_histogram, tag, tensor.detach().cpu(), step):
+                        if tag not in record["histograms"]:
+                            record["histograms"].append(tag)
+
+    def final(self, w, b, loss, steps, lr):
+        writer = self.writers.get("torch")
+        if writer is None:
+            return
+        metrics = {"hparam/final_loss": loss, "hparam/weight": w, "hparam/bias": b}
+        hparams = {"lr": lr, "steps": steps, "seed": int(self.job.ctx["seed"]), "device": str(self.job.device)}
+        if self._do(writer.add_hparams, hparams, metrics, name="hparams", global_step=steps):
+            record = self._record("torch/hparams")
+            record["hparams"] = True
+            for tag, value in metrics.items():
+                record["scalars"][tag] = [[steps, value]]
+
+    def close(self):
+        for writer in self.writers.values():
+            self._do(writer.close)
+
+    def summary(self):
+        scalars = sum(len(p) for r in self.written.values() for p in r["scalars"].values())
+        kinds = [k for k in ("histograms", "text") if any(r[k] for r in self.written.values())]
+        kinds += [k for k in ("graph", "hparams") if any(r[k] for r in self.written.values())]
+        return "%d scalar points, %s into runs %s" % (scalars, ", ".join(kinds), ", ".join(sorted(self.written)))
+
+
+def gpu_extras(torch, device):
+    """What a real GPU job also needs: cuDNN convolution, a mixed-precision step, peak memory."""
+    torch.cuda.reset_peak_memory_stats(device)
+    if not torch.backends.cudnn.is_available():
+        raise RuntimeError("cuDNN is not available to torch")
+    conv = torch.nn.Conv2d(3, 8, 3).to(device)
+    conv(torch.randn(4, 3, 32, 32, device=device)).sum().backward()
+    bf16 = torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else torch.float16
+    model = torch.nn.Linear(64, 64).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    amp = getattr(torch, "amp", None)
+    scaler = (amp.GradScaler("cuda", enabled=not bf16) if hasattr(amp, "GradScaler")
+              else torch.cuda.amp.GradScaler(enabled=not bf16))
+    with torch.autocast("cuda", dtype=dtype):
+        loss = model(torch.randn(32, 64, device=device)).float().pow(2).mean()
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    torch.cuda.synchronize(device)
+    if not math.isfinite(loss.item()):
+        raise RuntimeError("the mixed-precision step produced %s" % loss.item())
+    return {"name": torch.cuda.get_device_name(device), "cudnn": torch.backends.cudnn.version(),
+            "amp": "bf16" if bf16 else "fp16 with GradScaler",
+            "peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)}
+
+
+def main():
+    job = Job(context())
+    dist = None
+    try:
+        if job.ctx.get("distributed"):
+            import torch
+            import torch.distributed as dist
+            backend = job.ctx.get("backend") or "auto"
+            if backend == "auto":  # NCCL on GPUs, gloo on CPU
+                on_gpu = torch.cuda.is_available() and not str(job.ctx.get("device")).startswith(("cpu", "mps"))
+                backend = "nccl" if on_gpu else "gloo"
+            dist.init_process_group(backend)
+        job.run()
+    except Exception as exc:  # a bug or an unforeseen failure: still one classified line
+        job.crashed(exc)
+    finally:
+        if dist is not None and dist.is_initialized():
+            dist.destroy_process_group()
+    finish(job.out, job)
+
+
+main()

@@ -1,0 +1,385 @@
+"""End-to-end tests of `tbdoctor verify`: the real CLI runs the real job in real
+venvs, reads the event files back, starts the real TensorBoard; every failure
+is produced for real (read-only and full file systems, missing packages, a
+taken port, a diverging learning rate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import _BOOT, STACK, cached_venv, clean_env, layered_venv, tbdoctor
+
+REFERENCE = {"weight": 2.0, "bias": 1.0, "tolerance": 0.05, "loss_bound": 0.015}
+# An independent reader: TensorBoard's EventAccumulator, run by the env's python.
+_READER = """
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray
+out = {}
+for run in sys.argv[1:]:
+    acc = EventAccumulator(run, size_guidance={"scalars": 0, "tensors": 0})  # keep every point
+    acc.Reload()
+    out[run] = {tag: [[e.step, e.value] for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    for tag in acc.Tags()["tensors"]:  # tf.summary writes scalars as tensors
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars":
+            out[run][tag] = [[e.step, make_ndarray(e.tensor_proto).item()] for e in acc.Tensors(tag)]
+print(json.dumps(out))
+"""
+
+
+def f32(value: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def verify_json(*args: str, env=None, cwd=None) -> tuple[dict, subprocess.CompletedProcess]:
+    proc = tbdoctor("verify", "--json", *args, env=env, cwd=cwd)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout), proc
+
+
+def phases(report: dict) -> dict:
+    return {p["name"] if not p.get("framework") or p["framework"] == "torch" else f"{p['name']}:{p['framework']}": p
+            for p in report["phases"]}
+
+
+def read_independently(python: Path, *runs: str) -> dict:
+    proc = subprocess.run([str(python), "-c", _READER, *runs], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def leftover_processes(marker: str) -> list[str]:
+    """Processes whose command line mentions ``marker`` (a run directory): orphans."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def assert_failed(report: dict, proc, phase: str, *reason_words: str) -> dict:
+    assert proc.returncode == 1, proc.stdout
+    assert report["status"] == "fail"
+    failure = report["failure"]
+    assert failure["phase"] == phase, failure
+    for word in reason_words:
+        assert word in failure["reason"], failure
+    assert failure["fix"] and "\n" not in failure["reason"]
+    assert any(p["name"] == phase and p["status"] == "fail" for p in report["phases"])
+    return failure
+
+
+@pytest.fixture(scope="module")
+def torch_only(tmp_path_factory):
+    """torch without tensorboardX or tensorboard (a real, incomplete env)."""
+    return cached_venv(tmp_path_factory, "torch", "torch==2.13.0")
+
+
+def mount_namespace(tmp_path: Path, options: str) -> list[str]:
+    """A command prefix that runs in a private mount namespace where ``tmp_path``/mnt
+    is a fresh tmpfs mounted with ``options`` (real ENOSPC / EROFS, no root needed
+    where user namespaces are allowed)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    prefix = ["unshare", "--user", "--map-root-user", "--mount", "--",
+              "sh", "-c", f'mount -t tmpfs -o {options} tbdoctor-test "{mnt}" && exec "$@"', "sh"]
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1) to mount a small or read-only tmpfs")
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
+    return prefix
+
+
+def tbdoctor_in(prefix: list[str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, sys.executable, "-c", _BOOT, *args], capture_output=True, text=True,
+                          env=clean_env(), timeout=600)
+
+
+# -- a healthy stack ------------------------------------------------------------
+
+
+def test_healthy_stack_passes_and_an_independent_reader_agrees(stack_env, tmp_path):
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path))
+    assert proc.returncode == 0, report.get("failure")
+    assert report["schema"] == "tbdoctor.verify/1" and report["status"] == "pass"
+    assert [p["name"] for p in report["phases"]] == ["import", "data", "train", "log", "readback", "server"]
+    assert all(p["status"] == "pass" and p["seconds"] >= 0 for p in report["phases"]), report["phases"]
+    assert report["device"] == "cpu" and report["steps"] == 200
+    assert abs(report["params"]["weight"] - 2) <= 0.05 and abs(report["params"]["bias"] - 1) <= 0.05
+    assert report["final_loss"] < 0.015
+    run_dir = Path(report["logdir"])
+    assert run_dir.parent == tmp_path and run_dir.name.startswith("verify-")
+    assert set(report["runs"]) >= {"torch", "torch-utils", "torch/hparams"}
+
+    read = read_independently(stack_env.python, str(run_dir / "torch"), str(run_dir / "torch-utils"),
+                              str(run_dir / "torch" / "hparams"))
+    main, sibling, hparams = (read[str(run_dir / r)] for r in ("torch", "torch-utils", "torch/hparams"))
+    assert [s for s, _ in main["loss"]] == list(range(200))
+    assert main["weight"][-1][1] == f32(report["params"]["weight"])
+    assert main["bias"][-1][1] == f32(report["params"]["bias"])
+    assert hparams["hparam/final_loss"] == [[200, f32(report["final_loss"])]]
+    assert sibling["loss"] == main["loss"]  # torch.utils.tensorboard wrote the same series
+    assert all(v == f32(0.1) for _, v in main["lr"])
+    assert not leftover_processes(str(run_dir)), "TensorBoard was left running"
+
+
+def test_console_report_is_plain_when_piped_and_draws_the_curve(stack_env, tmp_path):
+    proc = tbdoctor("verify", "--python", str(stack_env.python), "--logdir", str(tmp_path), "--no-server")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "\x1b[" not in out
+    for line in ("import", "data", "train", "log", "readback"):
+        assert any(row.split()[:3] == [line, "✓", "pass"] for row in out.splitlines()), out
+    assert any(row.split()[:3] == ["server", "-", "skipped"] for row in out.splitlines()), out
+    assert "Recovered: weight 2.00" in out and "Device: cpu" in out
+    assert "Loss per step, read back from the event files" in out
+    assert out.count("┤") == 8 and "step 199" in out
+    assert out.rstrip().endswith("TensorBoard shows what was written")
+
+
+def test_distributed_with_gloo_and_two_processes(stack_env, tmp_path):
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path),
+                               "--distributed", "--nproc", "2")
+    assert proc.returncode == 0, report.get("failure")
+    dist = phases(report)["distributed"]
+    assert dist["status"] == "pass", dist
+    details = report["distributed"]
+    assert details["backend"] == "gloo" and details["world_size"] == 2
+    assert [r["rank"] for r in details["ranks"]] == [0, 1]
+    assert details["ranks"][0]["weight"] == details["ranks"][1]["weight"]
+    assert abs(report["params"]["weight"] - 2) <= 0.05
+    assert "--nnodes 2" in details["multi_node_command"] and "--rdzv-endpoint" in details["multi_node_command"]
+    assert Path(details["job_script"]).is_file()
+    read = read_independently(stack_env.python, str(Path(report["logdir"]) / "torch"))
+    assert len(read[str(Path(report["logdir"]) / "torch")]["loss"]) == 200  # rank 0 alone wrote, once
+
+
+# -- failures users must understand --------------------------------------------
+
+
+def test_logdir_is_a_file(stack_env, tmp_path):
+    blocker = tmp_path / "logs"
+    blocker.write_text("not a directory\n")
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(blocker))
+    failure = assert_failed(report, proc, "log", str(blocker), "is a file")
+    assert "--logdir" in failure["fix"]
+    assert phases(report)["train"]["status"] == "pass"  # training itself still verified
+    assert phases(report)["readback"]["status"] == "skipped"
+    assert blocker.read_text() == "not a directory\n"
+
+
+def test_logdir_not_writable(stack_env, tmp_path):
+    if os.geteuid() != 0:  # permissions are real for a normal user...
+        logs = tmp_path / "logs"
+        logs.mkdir(mode=0o500)
+        report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(logs))
+        assert_failed(report, proc, "log", "not writable", "Permission denied")
+        return
+    # ...but root ignores them: a read-only file system stops root too.
+    prefix = mount_namespace(tmp_path, "ro,size=1m")
+    proc = tbdoctor_in(prefix, "verify", "--json", "--python", str(stack_env.python), "--logdir", str(tmp_path / "mnt"))
+    report = json.loads(proc.stdout)
+    failure = assert_failed(report, proc, "log", "read-only file system")
+    assert "--logdir" in failure["fix"] and "Traceback" not in proc.stderr
+
+
+def test_disk_full_while_writing(stack_env, tmp_path):
+    prefix = mount_namespace(tmp_path, "size=64k")  # room for the first events, not for all of them
+    proc = tbdoctor_in(prefix, "verify", "--json", "--python", str(stack_env.python), "--logdir", str(tmp_path / "mnt"))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = json.loads(proc.stdout)
+    failure = assert_failed(report, proc, "log", "disk full", "No space left on device")
+    assert "free space" in failure["fix"]
+    assert phases(report)["train"]["status"] == "pass"
+
+
+def test_tensorboardx_missing(torch_only, tmp_path):
+    report, proc = verify_json("--python", str(torch_only.python), "--logdir", str(tmp_path))
+    failure = assert_failed(report, proc, "import", "No module named 'tensorboardX'")
+    assert failure["fix"] == f"{torch_only.python} -m pip install tensorboardX"
+    assert phases(report)["train"]["status"] == "pass"
+    assert phases(report)["log"]["status"] == "skipped"
+
+
+def test_tensorboard_missing_fails_readback_and_server_but_training_is_verified(torch_only, tmp_path):
+    env = layered_venv(tmp_path, torch_only)  # torch + tensorboardX, really installed, no tensorboard
+    subprocess.run([str(torch_only.python), "-m", "pip", "install", "-q", "--target", str(env.site),
+                    "-c", str(Path(__file__).resolve().parent.parent / "constraints.txt"), "tensorboardX"],
+                   check=True, capture_output=True, text=True, timeout=600)
+    report, proc = verify_json("--python", str(env.python), "--logdir", str(tmp_path / "logs"))
+    failure = assert_failed(report, proc, "readback", "tensorboard is not installed")
+    assert failure["fix"] == f"{env.python} -m pip install tensorboard"
+    got = phases(report)
+    assert got["train"]["status"] == "pass" and got["log"]["status"] == "pass"
+    assert got["server"]["status"] == "fail" and "tensorboard is not installed" in got["server"]["detail"]
+
+
+def test_port_already_taken(stack_env, tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--port", str(port))
+    failure = assert_failed(report, proc, "server", f"port {port}", "already in use")
+    assert "--port" in failure["fix"]
+    assert phases(report)["readback"]["status"] == "pass"
+    assert not leftover_processes(report["logdir"])
+
+
+def test_server_not_answering_in_time(stack_env, tmp_path):
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path),
+                               "--server-timeout", "0.05")
+    failure = assert_failed(report, proc, "server", "did not answer", "within 0.05 s")
+    assert "--server-timeout" in failure["fix"] and "tensorboard.main" in failure["fix"]
+    assert not leftover_processes(report["logdir"]), "TensorBoard was left running after the timeout"
+
+
+def test_nan_loss(stack_env, tmp_path):
+    proc = tbdoctor("verify", "--python", str(stack_env.python), "--logdir", str(tmp_path), "--lr", "10")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    out = proc.stdout
+    failure_line = next(line for line in out.splitlines() if "Failed in the" in line)
+    assert "Failed in the train phase: the loss became" in failure_line and "diverged" in failure_line
+    assert "lower the learning rate (--lr" in out
+    report, _ = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--lr", "10", "--no-server")
+    assert report["failure"]["phase"] == "train"
+    assert phases(report)["readback"]["status"] == "pass"  # the steps up to the divergence were logged intact
+
+
+def test_serve_keeps_tensorboard_until_ctrl_c(stack_env, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", _BOOT, "verify", "--python", str(stack_env.python),
+                             "--logdir", str(tmp_path), "--serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("TensorBoard is serving"):
+                break
+        url = lines[-1].split()[3]
+        assert url.startswith("http://127.0.0.1:"), lines
+        run_dir = next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("Logdir: "))
+        runs = json.loads(urllib.request.urlopen(url + "data/runs", timeout=30).read())
+        assert "torch" in runs
+        assert leftover_processes(run_dir)  # still serving
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0  # verification passed; Ctrl-C only ends serving
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not leftover_processes(run_dir), "TensorBoard outlived Ctrl-C"
+
+
+def test_truncated_and_corrupt_event_files_are_named(stack_env, tmp_path):
+    from tbdoctor.target import choose
+    from tbdoctor.verify import readback
+
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--no-server")
+    assert proc.returncode == 0
+    [events] = (Path(report["logdir"]) / "torch").glob("events.out.tfevents.*")
+    target = choose(str(stack_env.python))
+    data = events.read_bytes()
+    events.write_bytes(data[:-7])  # cut inside the last record
+    phase, _ = readback.phase(target, report["logdir"], {}, 120)
+    assert phase.status == "fail" and str(events) in phase.detail and "truncated or corrupt" in phase.detail
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF  # flip a byte in the middle: a checksum error
+    events.write_bytes(bytes(damaged))
+    phase, _ = readback.phase(target, report["logdir"], {}, 120)
+    assert phase.status == "fail" and str(events) in phase.detail and "crc" in phase.detail
+
+
+def test_check_then_verify_has_one_combined_exit_code_and_one_json_object(stack_env, torch_only):
+    proc = tbdoctor("check", "--verify", "--json", "--python", str(stack_env.python))
+    report = json.loads(proc.stdout)
+    assert report["schema"] == "tbdoctor.report/1" and report["verify"]["schema"] == "tbdoctor.verify/1"
+    check_failed = report["summary"]["error"] > 0
+    assert report["verify"]["status"] == "pass"
+    assert proc.returncode == (1 if check_failed else 0)
+    proc = tbdoctor("check", "--verify", "--python", str(torch_only.python))
+    assert proc.returncode == 1  # the job fails (no tensorboardX) whatever the check said
+    assert "Failed in the import phase" in proc.stdout and "Traceback" not in proc.stderr
+
+
+# -- TensorFlow -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tf_env(tmp_path_factory):
+    try:
+        return cached_venv(tmp_path_factory, "tfstack", *STACK, "tensorflow-cpu")
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot build a TensorFlow venv here: {exc.stderr.strip().splitlines()[-1:]}")
+
+
+def test_framework_all_runs_tensorflow_too(tf_env, tmp_path):
+    report, proc = verify_json("--python", str(tf_env.python), "--logdir", str(tmp_path), "--framework", "all")
+    assert proc.returncode == 0, report.get("failure")
+    got = phases(report)
+    assert all(got[f"{name}:tf"]["status"] == "pass" for name in ("import", "data", "train", "log"))
+    assert "tf" in report["runs"]
+    tf = report["frameworks"]["tf"]
+    assert abs(tf["params"]["weight"] - 2) <= 0.05 and tf["final_loss"] < 0.015
+    run = str(Path(report["logdir"]) / "tf")
+    read = read_independently(tf_env.python, run)[run]
+    assert [s for s, _ in read["loss"]] == list(range(200))
+    assert read["weight"][-1][1] == f32(tf["params"]["weight"])
+
+
+def test_bad_flags_are_usage_errors(stack_env):
+    for args in (("--lr", "-1"), ("--steps", "5000"), ("--port", "70000"), ("--framework", "tf", "--distributed"),
+                 ("--serve", "--no-server"), ("--nproc", "2"), ("--timeout", "nan")):
+        proc = tbdoctor("verify", "--python", str(stack_env.python), *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_job_that_runs_out_of_time_fails_the_phase_it_was_in(stack_env, tmp_path):
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--timeout", "0.5")
+    failure = assert_failed(report, proc, "import", "timed out after", "during the import phase")
+    assert failure["fix"] == "raise --timeout"
+    assert not leftover_processes(str(tmp_path))
+
+
+def test_curve_and_contract_from_values():
+    from tbdoctor.render.verify_console import curve_lines
+    from tbdoctor.verify.result import JobRun, Outcome, Phase
+
+    lines = curve_lines([(s, 10.0 ** -(s / 10)) for s in range(30)] + [(30, float("nan"))], width=30, height=4)
+    assert len(lines) == 5 and lines[0].lstrip().startswith("1 ┤•") and lines[3].lstrip().startswith("0.00126 ┤")
+    assert sum(line.count("•") for line in lines[:4]) == 30  # 30 finite points, one per column, NaN left out
+    assert lines[3].endswith("•") and lines[4].split() == ["step", "0", "step", "29"]
+    assert curve_lines([(0, float("nan"))]) == ["(no finite positive loss values to draw)"]
+    job = JobRun("torch", [Phase("import", "pass", framework="torch"), Phase("train", "fail", 1.0, "why", "do", "torch")])
+    data = Outcome({"python": "/p", "chosen_by": "self"}, "/l", "/l/run", jobs=[job]).to_dict()
+    assert data["status"] == "fail" and data["failure"] == {"phase": "train", "reason": "why", "fix": "do"}
+    assert data["logdir"] == "/l/run" and data["phases"][1] == {"name": "train", "status": "fail", "seconds": 1.0,
+                                                                "detail": "why", "fix": "do", "framework": "torch"}
+
+
+def test_forced_device_that_is_unusable_and_tensorflow_absent(stack_env, tmp_path):
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--device", "cuda")
+    assert_failed(report, proc, "data", "--device cuda", "torch cannot use CUDA here")
+    assert phases(report)["train"]["status"] == "skipped"
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--framework", "tf")
+    failure = assert_failed(report, proc, "import", "tensorflow cannot be imported", "No module named 'tensorflow'")
+    assert failure["fix"] == f"{stack_env.python} -m pip install tensorflow"
