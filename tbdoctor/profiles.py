@@ -1,7 +1,8 @@
 """Environment profiles (``envs/*.toml``): validated, and turned into pip steps for one machine.
 
 A profile has ``name``, ``description``, ``python`` (a specifier), ``hardware``
-(cpu | nvidia | any), ``source``, and ``[[install]]`` groups: ``packages``
+(cpu | nvidia | any), ``verify`` (torch | tf | all: the reference job to run in
+the new environment), ``source``, and ``[[install]]`` groups: ``packages``
 (PEP 508 requirements, markers allowed), optional ``index`` (a URL, or
 ``pytorch-cuda``: PyTorch's index for the CUDA variant that ``compat`` picks
 for the driver and GPUs) and ``when`` (cpu | nvidia | any). Pure apart from
@@ -18,6 +19,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from tbdoctor import compat, tables
 
 HARDWARE = ("cpu", "nvidia", "any")
+VERIFY = ("torch", "tf", "all")  # the reference job(s) `tbdoctor verify --framework` runs
 CUDA_INDEX = "pytorch-cuda"
 
 
@@ -39,6 +41,7 @@ class Profile:
     python: SpecifierSet
     hardware: str
     source: str
+    verify: str
     groups: tuple[Group, ...]
 
 
@@ -88,7 +91,10 @@ def _validate(stem: str, raw: dict) -> Profile:
             groups.append(Group(tuple(group["packages"]), group.get("index"), when))
         if raw.get("hardware", "any") not in HARDWARE:
             raise ValueError(f"hardware = {raw['hardware']!r}")
-        return Profile(raw["name"], raw["description"], python, raw.get("hardware", "any"), raw["source"], tuple(groups))
+        if raw["verify"] not in VERIFY:
+            raise ValueError(f"verify = {raw['verify']!r} (choose from {', '.join(VERIFY)})")
+        return Profile(raw["name"], raw["description"], python, raw.get("hardware", "any"), raw["source"],
+                       raw["verify"], tuple(groups))
     except (KeyError, TypeError) as exc:
         raise ProfileError(f"{where}: missing or malformed key {exc}") from None
     except (InvalidSpecifier, InvalidRequirement, ValueError) as exc:

@@ -2,8 +2,8 @@
 
 Venv (uv when on PATH, else ``python -m venv`` and an upgraded pip), the
 profile's packages under the user's pip configuration plus the command line's
-sources, a lock file of exact versions, then ``check`` inside the new
-environment and the activation command. Asks on a terminal; ``--yes`` never asks.
+sources, a lock file of exact versions, then ``check`` and ``verify`` (the
+profile's reference job) inside the new environment, and the activation command. Asks on a terminal; ``--yes`` never asks.
 """
 
 from __future__ import annotations
@@ -159,7 +159,12 @@ def _build(out, profile, base: Target, path: Path, steps, doomed, use_uv, source
     report = build_report(argparse.Namespace(python=str(python), only=[], facts=None, timeout=timeout,
                                              save_facts=None, ignore=[], quick=False, no_cache=True))
     console_mod.render(report, out)
-    if report.failed():
+    _say(out, "")
+    from tbdoctor.commands import verify as verify_cmd
+    from tbdoctor.verify.runner import Options
+    _outcome, verified = verify_cmd.execute(choose(str(python)), Options(frameworks=verify_cmd.FRAMEWORKS[profile.verify]),
+                                            False, False)
+    if report.failed() or verified != EXIT_OK:
         _say(out, f"✗ The new environment in {path} has problems (above).", "red bold")
         return EXIT_PROBLEMS
     _say(out, f"✓ Environment ready. Activate it with:  {provision.activation(path)}", "green")
