@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 from packaging.utils import canonicalize_name
 
 from tbdoctor import probe, snapshot
+from tbdoctor.facts import redact_text
 from tbdoctor.findings import ERROR, Report, quote_command
 from tbdoctor.impact import Impact
 from tbdoctor.pipcmd import Pip, errors_of
@@ -93,7 +94,7 @@ def apply(plan: Plan, impact: Impact, pip: Pip, target: Target, facts: dict, bef
           recheck: Callable[[], Report], progress: Progress) -> Outcome:
     """Snapshot, run ``plan.steps`` in order, check again; restore if anything goes wrong."""
     reasons = sorted({fid for step in plan.steps for fid, _ in step.reasons})
-    commands = [quote_command(step_argv(pip, s)) for s in plan.steps]
+    commands = [redact_text(quote_command(step_argv(pip, s))) for s in plan.steps]
     snap = snapshot.create(target, facts, reasons, commands, pip.break_system)
     replaced = {canonicalize_name(c.name) for c in impact.changes if c.old is not None}
     progress.note(f"snapshot {snap.id}: {len(snap.data['distributions'])} distributions recorded"

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from tbdoctor.errors import UsageError
+from tbdoctor.facts import redact_text
 
 LOCK_NAME = "tbdoctor-lock.txt"
 # The entries `python -m venv` / `uv venv` create (POSIX and Windows layouts).
@@ -63,6 +64,6 @@ def write_lock(path: Path, profile: str, python_version: str, sources: tuple[str
     """``tbdoctor-lock.txt``: the exact versions installed, as a pip requirements file."""
     lock = path / LOCK_NAME
     header = [f"# tbdoctor setup --profile {profile}, {datetime.date.today().isoformat()}, Python {python_version}",
-              f"# Rebuild: python -m pip install {' '.join(sources) + ' ' if sources else ''}-r {LOCK_NAME}"]
+              redact_text(f"# Rebuild: python -m pip install {' '.join(sources) + ' ' if sources else ''}-r {LOCK_NAME}")]
     lock.write_text("\n".join(header) + "\n" + freeze, encoding="utf-8")
     return lock

@@ -78,8 +78,10 @@ def test_conflict_and_duplicate_fixed_recheck_clean_history_and_rollback(broken,
     assert re.search(r"upgrade\s+beta\s+1\.0\s+2\.0", dry.stdout) and re.search(r"remove\s+delta\s+2\.0", dry.stdout)
     assert pip_freeze(env) == before
 
-    done = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    secret = "--extra-index-url=https://me:s3cret@127.0.0.1:9/simple"  # ignored under --no-index; never shown
+    done = fix("--python", str(env.python), "--yes", *offline(wheels), secret, state=state)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "s3cret" not in done.stdout + done.stderr
     assert "No issues found" in done.stdout and "Fix applied" in done.stdout
     report, proc = check_json("--python", str(env.python))
     assert proc.returncode == 0 and report["summary"]["error"] == report["summary"]["warning"] == 0
@@ -88,6 +90,7 @@ def test_conflict_and_duplicate_fixed_recheck_clean_history_and_rollback(broken,
     [snap_dir] = (state / "snapshots").iterdir()
     snap = json.loads((snap_dir / "snapshot.json").read_text())
     assert snap["outcome"] == "applied"
+    assert "s3cret" not in (snap_dir / "snapshot.json").read_text() and "https://<redacted>@127.0.0.1:9" in snap["plan"][1]
     assert sorted(w["file"] for w in snap["wheels"]) == ["beta-1.0-py3-none-any.whl", "delta-2.0-py3-none-any.whl"]
     history = fix("--history", state=state)
     assert snap["id"] in history.stdout and "applied" in history.stdout

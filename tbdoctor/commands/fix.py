@@ -16,6 +16,7 @@ from rich.text import Text
 from tbdoctor import apply as apply_mod, impact as impact_mod, pipcmd, plan as plan_mod, profiles, snapshot
 from tbdoctor.commands.check import build_report
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS
+from tbdoctor.facts import redact_text
 from tbdoctor.findings import Report
 from tbdoctor.plan import INSTALL, project_key
 from tbdoctor.render import console as console_mod, fixplan
@@ -73,7 +74,7 @@ def _torch_source(out, facts: dict, sources: tuple[str, ...]) -> tuple[str, ...]
 
 
 def _say(out, text: str, style: str = "") -> None:
-    out.print(Text(text, style=style))
+    out.print(Text(redact_text(text), style=style))  # no index credentials on screen
 
 
 def _sources(args) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from rich.text import Text
 from tbdoctor import pipcmd, probe, profiles as profiles_mod, provision
 from tbdoctor.commands.check import build_report
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+from tbdoctor.facts import redact_text
 from tbdoctor.findings import quote_command
 from tbdoctor.render import console as console_mod, fixplan
 from tbdoctor.target import Target, choose
@@ -30,7 +31,7 @@ _UV_SOURCE_ENV = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDE
 
 
 def _say(out, text: str, style: str = "") -> None:
-    out.print(Text(text, style=style))
+    out.print(Text(redact_text(text), style=style))  # no index credentials on screen
 
 
 def _probe(target: Target, names: tuple[str, ...], timeout: float) -> dict:

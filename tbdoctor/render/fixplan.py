@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tbdoctor.facts import redact_text
 from tbdoctor.impact import Impact
 from tbdoctor.plan import Plan
 
@@ -24,12 +25,12 @@ def plan(console: Console, the_plan: Plan, step_titles: list[str], via: str) -> 
         table.add_column("why")
         for index, (step, title) in enumerate(zip(the_plan.steps, step_titles), 1):
             why = "\n".join(f"{text} [{fid}]" for fid, text in step.reasons)
-            table.add_row(str(index), Text(title), Text(why))
+            table.add_row(str(index), Text(redact_text(title)), Text(why))
         console.print(table)
     if the_plan.manual:
         console.print(Text("Manual steps (tbdoctor never runs these; do them yourself):", style="bold"))
         for item in the_plan.manual:
-            console.print(Text(f"  $ {item.command}", style="cyan"))
+            console.print(Text(f"  $ {redact_text(item.command)}", style="cyan"))
             console.print(Text(f"      for: {item.title} [{item.finding}]", style="dim"))
 
 
@@ -49,9 +50,9 @@ def impact(console: Console, the_impact: Impact) -> None:
 
 
 def refusal(console: Console, headline: str, lines: list[str] = (), hint: str = "") -> None:
-    console.print(Text(f"✗ Refused: {headline}", style="red bold"))
+    console.print(Text(f"✗ Refused: {redact_text(headline)}", style="red bold"))
     for line in lines:
-        console.print(Text(f"    {line}"))
+        console.print(Text(f"    {redact_text(line)}"))
     if hint:
         console.print(Text(hint))
 
@@ -66,7 +67,7 @@ class StepPrinter:
         self.title = ""
 
     def step(self, index: int, total: int, title: str, argv: list[str]) -> None:
-        self.title = f"[{index}/{total}] {title}"
+        self.title = redact_text(f"[{index}/{total}] {title}")
         self.started = time.monotonic()
         if self.console.is_terminal:
             self.status = self.console.status(self.title)
@@ -81,13 +82,13 @@ class StepPrinter:
         mark = Text("✓ " if ok else "✗ ", style="green" if ok else "red")
         self.console.print(mark + Text(f"{self.title} ({seconds:.1f} s)"))
         for line in error.splitlines():
-            self.console.print(Text(f"    {line}", style="red"))
+            self.console.print(Text(f"    {redact_text(line)}", style="red"))
 
     def note(self, text: str) -> None:
         if self.status is not None:
             self.status.stop()
             self.status = None
-        self.console.print(Text(text, style="dim"))
+        self.console.print(Text(redact_text(text), style="dim"))
 
 
 def history(console: Console, snaps) -> None:
