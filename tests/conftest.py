@@ -347,3 +347,31 @@ def cuda_facts(toolkits=(), libraries=None, **overrides) -> dict:
     base["libraries"].update(libraries or {})
     base.update(overrides)
     return base
+
+
+def on_a_terminal(argv: list[str], answers: str, env: dict, timeout: float = 120) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin and stdout, typing ``answers`` (the
+    terminal keeps them until each prompt reads its line)."""
+    import pty
+    import re
+    import select
+    import time
+    leader, follower = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-c", _BOOT, *argv], stdin=follower, stdout=follower,
+                             stderr=subprocess.PIPE, env=env, close_fds=True)
+    os.close(follower)
+    os.write(leader, answers.encode())
+    output, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            output += chunk
+        elif child.poll() is not None:
+            break
+    child.wait(timeout=30)
+    os.close(leader)
+    return child.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))

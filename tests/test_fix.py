@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, check_json, clean_env, copy_venv, ids, make_sdist, make_venv, make_wheel, pip_freeze,
-                      pip_install_offline, tbdoctor)
+from conftest import (REPO, check_json, clean_env, copy_venv, ids, make_sdist, make_venv, make_wheel, on_a_terminal,
+                      pip_freeze, pip_install_offline, tbdoctor)
 
 _BOOT = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli import main; sys.exit(main())"
 
@@ -259,32 +259,6 @@ def test_externally_managed_interpreter_is_refused_unless_overridden(tmp_path, s
     forced = fix("--python", str(python), "--yes", "--break-system-packages", *offline(wheels), state=state)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "beta==2.0" in subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
-
-
-def on_a_terminal(argv: list[str], answers: str, env: dict, timeout: float = 120) -> tuple[int, str]:
-    """Run the CLI with a pseudo-terminal as stdin and stdout, typing ``answers`` (the
-    terminal keeps them until each prompt reads its line)."""
-    import pty
-    import select
-    leader, follower = pty.openpty()
-    child = subprocess.Popen([sys.executable, "-c", _BOOT, *argv], stdin=follower, stdout=follower,
-                             stderr=subprocess.PIPE, env=env, close_fds=True)
-    os.close(follower)
-    os.write(leader, answers.encode())
-    output, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            output += chunk
-        elif child.poll() is not None:
-            break
-    child.wait(timeout=30)
-    os.close(leader)
-    return child.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
 
 
 @pytest.mark.skipif(os.name == "nt", reason="pseudo-terminals are POSIX")

@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, check_json, clean_env, fake_gpu_env, tbdoctor
-from test_fix import on_a_terminal
+from conftest import REPO, check_json, clean_env, fake_gpu_env, on_a_terminal, tbdoctor
 from tbdoctor import compat
 
 
