@@ -46,6 +46,7 @@ class Probe:
     payload: str = ""  # file in tbdoctor/payloads run by the target
     host: str = ""  # "module:function" run here, called with a HostContext
     heavy: bool = False  # imports a framework; skipped by --quick
+    provides: tuple[str, ...] = ()  # facts keys of a shared-process payload's result (default: name)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ class HostContext:
 PROBES: tuple[Probe, ...] = (
     Probe("python", ("python", "pip"), payload="python_env.py"),
     Probe("packages", ("pip", "python"), payload="distributions.py"),
+    Probe("torch", ("torch", "tensorboardx"), payload="torch_tbx.py", heavy=True,
+          provides=("torch", "tensorboardx")),
+    Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True),
+    Probe("jax", ("jax",), payload="jax_info.py", heavy=True),
+    Probe("tensorboard", ("tensorboard",), payload="tensorboard_info.py", heavy=True),
+    Probe("numpy", ("numpy",), payload="numpy_sweep.py", heavy=True),
 )
 
 
@@ -167,5 +174,10 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
                 got = {"meta": {"status": "failed", "section": probe.sections[0], "seconds": round(timeout, 3),
                                 "error": f"timed out after {timeout:.0f} s", "stderr_tail": ""}, "data": None}
             snapshot["probes"][probe.name] = got["meta"]
-            snapshot[probe.name] = got["data"]
+            data = got["data"]
+            if probe.provides:  # one process, several facts keys (torch + tensorboardX)
+                for key in probe.provides:
+                    snapshot[key] = data.get(key) if isinstance(data, dict) else None
+            else:
+                snapshot[probe.name] = data
     return facts_mod.redact(snapshot)

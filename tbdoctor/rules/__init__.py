@@ -13,9 +13,10 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import pip, python
+from tbdoctor.rules import jax, numpy, pip, python, pytorch, stack, tensorboard, tensorflow
 
-RULES = python.RULES + pip.RULES
+RULES = python.RULES + pip.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES + tensorboard.RULES + numpy.RULES \
+    + stack.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:
