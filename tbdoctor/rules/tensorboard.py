@@ -56,9 +56,12 @@ def tensorboard(facts: dict) -> list[Finding]:
                    "errors like \"module 'tensorboard' has no attribute 'lazy'\" follow.",
             hint=f"Reinstall {tb['distribution']} over the stale files.",
             fixes=(pip_install(facts, f"{tb['distribution']}=={tb['version']}", options=("--force-reinstall", "--no-deps")),)))
+    seen = set()  # the CLI imports the protos too: one cause, one finding
     for key, what in (("protos_error", "import TensorBoard's protobuf messages"), ("cli_error", "start the `tensorboard` command")):
-        if tb.get(key):
-            findings += import_failed(facts, "tensorboard", tb["distribution"], tb.get("version"), tb[key], what=what)
+        error = tb.get(key)
+        if error and (error.get("reason") == "other" or error.get("reason") not in seen):
+            seen.add(error.get("reason"))
+            findings += import_failed(facts, "tensorboard", tb["distribution"], tb.get("version"), error, what=what)
     return findings
 
 
