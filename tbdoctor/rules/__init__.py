@@ -13,10 +13,10 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import jax, numpy, pip, python, pytorch, stack, tensorboard, tensorflow
+from tbdoctor.rules import gpu_builds, jax, numpy, pip, python, pytorch, stack, tensorboard, tensorflow
 
 RULES = python.RULES + pip.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES + tensorboard.RULES + numpy.RULES \
-    + stack.RULES
+    + stack.RULES + gpu_builds.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:

@@ -7,6 +7,7 @@ The GPU combinations (CPU build on a GPU machine, driver, arch list) are in
 from __future__ import annotations
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding
+from tbdoctor.rules import gpu_builds
 from tbdoctor.rules.stack import import_failed
 
 
@@ -70,8 +71,8 @@ def cuda_unavailable(facts: dict) -> list[Finding]:
     if gpus is None:
         return [Finding("torch.cuda-unavailable", WARNING, f"torch cannot use CUDA: {reason}",
                         hint="Run `nvidia-smi`; without a working driver torch falls back to the CPU.")]
-    if "too old" in reason or "insufficient" in reason:
-        return []  # gpu_builds reports the driver with both fixes
+    if any(f.id == "torch.driver-too-old" for f in gpu_builds.driver_too_old(facts)):
+        return []  # reported there, with both fixes
     return [Finding("torch.cuda-unavailable", ERROR,
                     f"torch cannot use the {len(gpus)} NVIDIA GPU(s) on this machine: {reason}",
                     hint="Check `nvidia-smi`, that /dev/nvidia* exists (in a container: run it with --gpus all), "

@@ -126,17 +126,15 @@ def duplicate_families(facts: dict) -> list[Finding]:
         rivals = [name for name in present if name not in _required_members(facts, present)]
         if len(rivals) < 2:
             continue
-        keep = present[rivals[0]]  # members are listed in order of preference
-        names = [present[n]["name"] for n in present]
-        listing = ", ".join(f"{present[n]['name']} {present[n]['version']}" for n in present)
+        keep = rivals[0]  # members are listed in order of preference; spelled as users type them
+        listing = ", ".join(f"{n} {present[n]['version']}" for n in present)
         findings.append(Finding(
             f"{family['section']}.duplicate-install", ERROR,
-            f"{' and '.join(present[n]['name'] for n in rivals)} are installed together: "
-            f"they overwrite each other's `{family['module']}` package",
+            f"{' and '.join(rivals)} are installed together: they overwrite each other's `{family['module']}` package",
             detail=f"Installed: {listing}. Each writes the same `{family['module']}/` folder, so its files belong to "
                    f"whichever was installed last, and uninstalling one breaks the other. (source: {family['source']})",
-            hint=f"Uninstall all of them, then install exactly one: {keep['name']}=={keep['version']}.",
-            fixes=(pip_uninstall(facts, *names), pip_install(facts, f"{keep['name']}=={keep['version']}"))))
+            hint=f"Uninstall all of them, then install exactly one: {keep}=={present[keep]['version']}.",
+            fixes=(pip_uninstall(facts, *present), pip_install(facts, f"{keep}=={present[keep]['version']}"))))
     return findings
 
 
