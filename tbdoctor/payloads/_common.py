@@ -100,3 +100,15 @@ def dist_version(*names):
         except Exception:
             continue
     return None, None
+
+
+def tensorboard_without_tensorflow():
+    """Make TensorBoard use its TensorFlow stub, through its own switch (the module
+    ``tensorboard.compat.notf``, as in its //tensorboard/compat:no_tensorflow build).
+    TensorBoard and torch.utils.tensorboard otherwise import all of TensorFlow when it
+    is installed; the tensorflow probe already does, in parallel. Returns whether
+    TensorFlow is installed (and so was kept out)."""
+    import importlib.util
+    import types
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    return importlib.util.find_spec("tensorflow") is not None

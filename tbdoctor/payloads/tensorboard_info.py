@@ -130,7 +130,7 @@ def network(out):
 def probe(ctx):
     name, version = dist_version(*_DISTS)
     out = {"installed": name is not None, "distribution": name, "version": version, "import_ok": False,
-           "import_error": None}
+           "import_error": None, "tensorflow_stubbed": tensorboard_without_tensorflow()}
     ok, err = pkg_resources_ok()
     out["pkg_resources_ok"], out["pkg_resources_error"] = ok, err
     instances(out)

@@ -103,7 +103,10 @@ def probe_torch():
     return out
 
 
+stubbed = tensorboard_without_tensorflow()
 numpy_module, _numpy_error = guarded_import("numpy")
 result = {"tensorboardx": probe_tensorboardx(numpy_module)}
 result["torch"] = probe_torch()
+if result["torch"].get("import_ok"):
+    result["torch"]["tensorflow_stubbed"] = stubbed
 emit(result)
