@@ -81,5 +81,16 @@ def test_tensorflow_driver_and_visibility_and_jax_fallback():
 
 def test_unknown_gpu_facts_keep_the_rules_silent():
     facts = facts_with(torch_facts(), None)
-    assert [r(facts) for r in gpu_builds.RULES] == [[], [], [], []]
+    assert [r(facts) for r in gpu_builds.RULES] == [[]] * len(gpu_builds.RULES)
     assert pytorch.cuda_unavailable(facts) == []
+
+
+def test_tensorflow_gpus_it_cannot_use():
+    tf = {"installed": True, "import_ok": True, "version": "2.21.0",
+          "build": {"is_cuda_build": True, "cuda_version": "12.5.1"}, "gpus": []}
+    blackwell = facts_with(torch_facts(), gpu("580.95.05", ("NVIDIA GeForce RTX 5090", "12.0")), tensorflow=tf)
+    f = one(gpu_builds.tensorflow_gpu_support(blackwell), "tensorflow.arch-unsupported")
+    assert "NVIDIA GeForce RTX 5090 (sm_120)" in f.title
+    windows = facts_with(torch_facts(), gpu("581.15"), tensorflow=dict(tf, build={"is_cuda_build": False}))
+    windows["python"]["platform"] = "win32"
+    assert "2.10.0 was the last" in one(gpu_builds.tensorflow_gpu_support(windows), "tensorflow.windows-no-gpu").title

@@ -7,6 +7,9 @@ TensorFlow or JAX that sees no GPU. The answers come from ``tbdoctor.compat``
 
 from __future__ import annotations
 
+from packaging.version import InvalidVersion, Version
+
+from tbdoctor import tables
 from tbdoctor.findings import ERROR, WARNING, Finding, Fix
 from tbdoctor.rules.common import installed, manual, pip_install, pip_uninstall
 
@@ -176,4 +179,33 @@ def frameworks_see_no_gpu(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (cpu_build_on_gpu, driver_too_old, arch_unsupported, frameworks_see_no_gpu)
+def tensorflow_gpu_support(facts: dict) -> list[Finding]:
+    """GPUs TensorFlow's wheels cannot use: native Windows after 2.10, Blackwell (compute capability >= 10)."""
+    tf, gpus = facts.get("tensorflow") or {}, _gpus(facts)
+    if compat is None or not tf.get("import_ok") or not gpus:
+        return []
+    try:
+        version = Version(str(tf.get("version")).split("+")[0])
+    except InvalidVersion:
+        return []
+    last_windows = tables.load("tensorflow")["windows_gpu"]["last_gpu_version"]
+    if _platform(facts) == "win32" and version > Version(last_windows):
+        return [Finding("tensorflow.windows-no-gpu", WARNING,
+                        f"TensorFlow {version} has no GPU support on native Windows ({last_windows} was the last)",
+                        detail=f"It runs on the CPU and ignores {_names(gpus)}.",
+                        hint="Use WSL2 with `pip install 'tensorflow[and-cuda]'`, or tensorflow<2.11 with conda's "
+                             "cudatoolkit=11.2 cudnn=8.1.0 (Python <= 3.10).")]
+    new = [g for g in gpus if (g.get("compute_capability") or "0").split(".")[0].isdigit()
+           and int(g["compute_capability"].split(".")[0]) >= 10]
+    if (tf.get("build") or {}).get("is_cuda_build") and new:
+        cc = new[0]["compute_capability"]
+        return [Finding("tensorflow.arch-unsupported", WARNING,
+                        f"TensorFlow {version} wheels have no kernels for {new[0].get('name')} ({_sm(cc)})",
+                        detail="It JIT-compiles PTX for it, which fails: CUDA_ERROR_INVALID_PTX / "
+                               "'PTX version ... does not support target' (tensorflow#90291, #97387).",
+                        hint="No pip fix is known: use NVIDIA's NGC TensorFlow container, run TensorFlow on the CPU, "
+                             "or use PyTorch on this GPU.")]
+    return []
+
+
+RULES = (cpu_build_on_gpu, driver_too_old, arch_unsupported, frameworks_see_no_gpu, tensorflow_gpu_support)
