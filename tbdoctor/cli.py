@@ -39,13 +39,28 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
                    help="report only these sections (python, pip, gpu, cuda, torch, ...)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="time limit for each probe (default 90; probes run in parallel)")
+    p.add_argument("--quick", action="store_true",
+                   help="skip the framework imports (metadata, pip, Python and GPU only); the report lists what it skipped")
+    p.add_argument("--no-cache", action="store_true",
+                   help="probe again even if the environment is unchanged since the last check")
     p.add_argument("--save-facts", metavar="FILE", help="write the probed facts snapshot to FILE")
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
+
+
+def _compat_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 535.104.05")
+    p.add_argument("--gpu", metavar="NAME", help='GPU product name, e.g. "RTX 5090" or "A100"')
+    p.add_argument("--cc", metavar="X.Y", help="GPU compute capability, e.g. 12.0")
+    p.add_argument("--torch", metavar="VERSION", help="one PyTorch release (default: the latest; all with --gpu/--cc)")
+    p.add_argument("--platform", choices=("linux", "windows"), help="driver table (default: this machine's)")
+    p.add_argument("--json", action="store_true", help="print the tbdoctor.compat/1 JSON object only")
 
 
 # name -> (help, argument definer); the module tbdoctor.commands.<name> does the work.
 COMMANDS = {
     "check": ("diagnose an environment: Python, pip, GPU, CUDA, frameworks, TensorBoard", _check_arguments),
+    "compat": ("which CUDA versions and PyTorch builds a driver or GPU can use (bundled data, no network)",
+               _compat_arguments),
 }
 
 

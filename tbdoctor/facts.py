@@ -45,6 +45,27 @@ def redact(value, key: str = ""):
     return value
 
 
+# GPU and MIG instance UUIDs (nvidia-smi -L, NVML, CUDA_VISIBLE_DEVICES): they identify a machine.
+_GPU_UUID = re.compile(r"\b(GPU|MIG)-[0-9a-fA-F]{8}[0-9a-fA-F-]*")
+
+
+def redact_identifiers(value, key: str = ""):
+    """A copy of ``value`` for reports, with GPU UUIDs removed.
+
+    Saved facts keep them (``--save-facts``: the user's own machine); every
+    rendered report (console, JSON, including the facts it embeds) goes through this.
+    """
+    if isinstance(value, dict):
+        return {k: redact_identifiers(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_identifiers(v) for v in value]
+    if isinstance(value, str):
+        if key == "uuid" and value:
+            return REDACTED
+        return _GPU_UUID.sub(lambda m: f"{m[1]}-{REDACTED}", value)
+    return value
+
+
 def save(facts: dict, path: str) -> None:
     try:
         Path(path).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")

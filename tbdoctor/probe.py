@@ -64,6 +64,8 @@ class HostContext:
 PROBES: tuple[Probe, ...] = (
     Probe("python", ("python", "pip"), payload="python_env.py"),
     Probe("packages", ("pip", "python"), payload="distributions.py"),
+    Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
+    Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
     Probe("torch", ("torch", "tensorboardx"), payload="torch_tbx.py", heavy=True,
           provides=("torch", "tensorboardx")),
     Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True),
@@ -115,13 +117,15 @@ def _run_one(probe: Probe, target: Target, timeout: float, context: dict) -> dic
     return getattr(importlib.import_module(module), func)(HostContext(target, timeout))
 
 
-def select(sections: list[str] | None, quick: bool) -> tuple[Probe, ...]:
-    return tuple(p for p in PROBES
-                 if (not sections or set(p.sections) & set(sections)) and not (quick and p.heavy))
+def select(sections: list[str] | None, quick: bool) -> tuple[tuple[Probe, ...], tuple[Probe, ...]]:
+    """(probes to run, probes skipped by --quick) for these report sections."""
+    wanted = [p for p in PROBES if not sections or set(p.sections) & set(sections)]
+    return (tuple(p for p in wanted if not (quick and p.heavy)),
+            tuple(p for p in wanted if quick and p.heavy))
 
 
 def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_TIMEOUT,
-            on_done: Callable[[str], None] | None = None) -> dict:
+            on_done: Callable[[str], None] | None = None, skipped: tuple[Probe, ...] = ()) -> dict:
     """Run ``probes`` in parallel; return the redacted facts snapshot.
 
     Returns within about ``timeout`` seconds whatever the probes do: payload
@@ -180,4 +184,9 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
                     snapshot[key] = data.get(key) if isinstance(data, dict) else None
             else:
                 snapshot[probe.name] = data
+    for probe in skipped:
+        snapshot["probes"][probe.name] = {"status": "skipped", "section": probe.sections[0], "seconds": 0.0,
+                                          "error": "skipped by --quick (it imports a framework)"}
+        for key in probe.provides or (probe.name,):
+            snapshot[key] = None
     return facts_mod.redact(snapshot)

@@ -21,6 +21,7 @@ _BOOT = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli impor
 def clean_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONNOUSERSITE")}
+    env["TBDOCTOR_NO_CACHE"] = "1"  # each test probes afresh; test_cache.py turns the cache on
     env.update(extra)
     return env
 
@@ -171,3 +172,90 @@ MARKERS_311 = {"implementation_name": "cpython", "implementation_version": "3.11
 def packages_facts(*dists, shadowed=()) -> dict:
     return {"distributions": list(dists), "broken_metadata": [], "marker_environment": MARKERS_311,
             "shadowed_modules": list(shadowed)}
+
+
+# --- GPU / CUDA: fake nvidia-smi executables and recorded NVML answers (tests/fixtures) ---
+
+_FAKE_SMI = """#!/bin/sh
+# Fake nvidia-smi for tests: answers from recorded outputs in {dir}
+case "$1" in
+  --query-gpu=*compute_cap*) f=query ;;
+  --query-gpu=*) f=query-nocc ;;
+  -L) f=list ;;
+  '') f=table ;;
+  *) f=other ;;
+esac
+if [ -e "{dir}/$f.hang" ]; then exec {sleep} 3600; fi
+if [ -e "{dir}/$f.out" ]; then {cat} "{dir}/$f.out"; fi
+if [ -e "{dir}/$f.rc" ]; then read rc < "{dir}/$f.rc"; exit "$rc"; fi
+exit 0
+"""
+
+
+def fake_gpu_env(tmp_path: Path, smi: str | None = None, nvml: str = "library-not-found", **extra: str) -> dict:
+    """An environment whose nvidia-smi (first on PATH) and NVML answer as recorded in
+    tests/fixtures/nvidia-smi/<smi>/ and tests/fixtures/nvml/<nvml>.json. With smi=None,
+    PATH keeps no nvidia-smi at all."""
+    import shutil
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    if smi is not None:
+        script = bin_dir / "nvidia-smi"
+        script.write_text(_FAKE_SMI.format(dir=FIXTURES / "nvidia-smi" / smi, sleep=shutil.which("sleep"),
+                                           cat=shutil.which("cat")))
+        script.chmod(0o755)
+    path = [str(bin_dir)] + [d for d in os.environ.get("PATH", "").split(os.pathsep)
+                             if d and not os.path.exists(os.path.join(d, "nvidia-smi"))]
+    env = clean_env(PATH=os.pathsep.join(path), TBDOCTOR_NVML_RECORDING=str(FIXTURES / "nvml" / f"{nvml}.json"))
+    for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def gpu_device(index=0, name="NVIDIA A100-SXM4-80GB", cc="8.0", uuid=None, **overrides) -> dict:
+    """One entry of facts["gpu"]["gpus"]."""
+    entry = {"index": index, "name": name, "uuid": uuid or f"GPU-3f8a2c1e-7b4d-4e2a-9c1f-5d6e7a8b9c0{index}",
+             "memory_total_mib": 81920, "memory_used_mib": 4, "compute_capability": cc,
+             "compute_capability_source": "nvml", "mig_mode": "disabled", "persistence_mode": "enabled",
+             "pci_bus_id": f"00000000:0{index}:00.0"}
+    entry.update(overrides)
+    return entry
+
+
+def gpu_facts(gpus=(), driver="535.104.05", cuda="12.2", **overrides) -> dict:
+    """facts["gpu"] as the gpu probe writes it; gpus=() with driver=None is a machine without NVIDIA."""
+    listed = list(gpus)
+    base = {"source": "nvml" if listed else None, "driver_version": driver if listed else None,
+            "cuda_driver_version": cuda if listed else None, "gpus": listed,
+            "nvml": {"status": "ok", "error": None, "code": None} if listed else
+                    {"status": "failed", "error": "NVML Shared Library Not Found", "code": "NVML_ERROR_LIBRARY_NOT_FOUND"},
+            "nvidia_smi": None if listed else {"path": None, "status": "not-found", "method": None, "error": None,
+                                               "output_tail": None},
+            "driver": {"kernel_module_version": driver if listed else None,
+                       "modules": {"nvidia": bool(listed), "nouveau": False},
+                       "device_nodes": ["nvidia-uvm", "nvidia0", "nvidiactl"] if listed else [], "pci_devices": []},
+            "wsl": {"detected": False, "libcuda": None, "dxg": False}, "container": None,
+            "visible_devices": {"CUDA_VISIBLE_DEVICES": None, "NVIDIA_VISIBLE_DEVICES": None},
+            "other_accelerators": []}
+    base.update(overrides)
+    return base
+
+
+def cuda_toolkit(version="13.0", release="13.0.88", root="/usr/local/cuda-13.0", on_path=True, from_cuda_home=False):
+    nvcc = f"{root}/bin/nvcc"
+    return {"nvcc": nvcc, "paths": [nvcc], "realpath": nvcc, "root": root, "version": version, "release": release,
+            "found_via": ["PATH"] if on_path else ["standard location"], "on_path": on_path,
+            "from_cuda_home": from_cuda_home, "error": None}
+
+
+def cuda_facts(toolkits=(), libraries=None, **overrides) -> dict:
+    """facts["cuda"] as the cuda probe writes it."""
+    kits = list(toolkits)
+    base = {"toolkits": kits, "path_nvcc": next((k["nvcc"] for k in kits if k["on_path"]), None),
+            "env": {"CUDA_HOME": None, "CUDA_PATH": None, "CUDA_ROOT": None}, "ld_library_path": [],
+            "ldconfig": True, "libraries": {"libcuda": [], "libcudart": [], "libcudnn": [], "libnccl": []},
+            "pip_wheels": [], "pip_wheels_error": None}
+    base["libraries"].update(libraries or {})
+    base.update(overrides)
+    return base

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from tbdoctor import __version__, facts as facts_mod, probe, rules, target as target_mod
+from tbdoctor import __version__, cache, facts as facts_mod, probe, rules, target as target_mod
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.findings import SECTIONS, Report
 
@@ -24,7 +25,7 @@ def build_report(args) -> Report:
         if args.timeout is not None and args.timeout <= 0:
             raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
         chosen = target_mod.choose(args.python)
-        facts = _collect(chosen, probe.select(only, quick=False), args.timeout or probe.DEFAULT_TIMEOUT)
+        facts = _probe_or_reuse(chosen, only, args, notes)
         target = chosen.to_dict()
     if args.save_facts:
         facts_mod.save(facts, args.save_facts)
@@ -32,9 +33,32 @@ def build_report(args) -> Report:
     return Report(target=target, findings=findings, facts=facts, tbdoctor_version=__version__, notes=notes)
 
 
-def _collect(chosen, probes, timeout: float) -> dict:
+def _probe_or_reuse(chosen, only, args, notes: list[str]) -> dict:
+    """Facts from the cache when the environment's fingerprint is unchanged, else probed."""
+    timeout = args.timeout or probe.DEFAULT_TIMEOUT
+    run, skipped = probe.select(only, quick=args.quick)
+    if skipped:
+        notes.append("--quick: skipped the framework imports (" + ", ".join(p.name for p in skipped) + ")")
+    key = None
+    if not (args.no_cache or os.environ.get("TBDOCTOR_NO_CACHE")):
+        try:
+            key = cache.fingerprint(chosen, probe.run_payload(chosen, "fingerprint.py", timeout)["digest"])
+        except (probe.ProbeFailed, KeyError, TypeError):
+            key = None  # the probes will say what is wrong with this interpreter
+        hit = key and cache.load(chosen, key, {p.name for p in run})
+        if hit:
+            facts, age = hit
+            notes.append(f"facts from the cache, {age:.0f} s old (nothing changed since; --no-cache to probe again)")
+            return facts
+    facts = _collect(chosen, run, timeout, skipped)
+    if key:
+        cache.store(chosen, key, facts)
+    return facts
+
+
+def _collect(chosen, probes, timeout: float, skipped) -> dict:
     if not sys.stderr.isatty():
-        return probe.collect(chosen, probes, timeout)
+        return probe.collect(chosen, probes, timeout, skipped=skipped)
     from rich.console import Console
     pending = [p.name for p in probes]
     console = Console(stderr=True)
@@ -42,7 +66,7 @@ def _collect(chosen, probes, timeout: float) -> dict:
         def done(name: str) -> None:
             pending.remove(name)
             status.update(f"Probing {chosen.python}: {', '.join(pending) or 'done'}")
-        return probe.collect(chosen, probes, timeout, on_done=done)
+        return probe.collect(chosen, probes, timeout, on_done=done, skipped=skipped)
 
 
 def run(args) -> int:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tbdoctor.findings import ERROR, INFO, OK, SECTIONS, SKIPPED, WARNING, Report, worst
+from tbdoctor.render import for_output
 
 _STYLE = {OK: "green", INFO: "blue", WARNING: "yellow", ERROR: "red", SKIPPED: "dim"}
 _GLYPHS = {OK: "✓", INFO: "•", WARNING: "!", ERROR: "✗", SKIPPED: "-"}
@@ -48,6 +49,7 @@ def _summary(report: Report) -> tuple[str, str]:
 
 
 def render(report: Report, console: Console, verbose: bool = False) -> None:
+    report = for_output(report)
     glyph = _glyphs(console)
     target = report.target
     console.print(Text(f"tbdoctor {report.tbdoctor_version} · target {target.get('python')} "

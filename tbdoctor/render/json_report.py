@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 from tbdoctor.findings import Report
+from tbdoctor.render import for_output
 
 SCHEMA = "tbdoctor.report/1"
 
 
 def to_dict(report: Report) -> dict:
+    report = for_output(report)
     return {
         "schema": SCHEMA,
         "tbdoctor": report.tbdoctor_version,

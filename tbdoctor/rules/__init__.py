@@ -13,16 +13,20 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import gpu_builds, jax, numpy, pip, python, pytorch, stack, tensorboard, tensorflow
+from tbdoctor.rules import cuda, gpu, gpu_builds, jax, numpy, pip, python, pytorch, stack, tensorboard, tensorflow
 
-RULES = python.RULES + pip.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES + tensorboard.RULES + numpy.RULES \
-    + stack.RULES + gpu_builds.RULES
+RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
+    + tensorboard.RULES + numpy.RULES + stack.RULES + gpu_builds.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:
     findings = []
     for name, meta in (facts.get("probes") or {}).items():
         if meta.get("status") == "ok":
+            continue
+        if meta.get("status") == "skipped":
+            findings.append(Finding(f"probe.{name}", SKIPPED, f"The {name} probe was {meta.get('error', 'skipped')}",
+                                    section=meta.get("section") or "tbdoctor"))
             continue
         tail = meta.get("stderr_tail") or ""
         findings.append(Finding(

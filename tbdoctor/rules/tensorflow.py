@@ -1,12 +1,12 @@
 """Rules of the TensorFlow section (tensorflow.*) that need no GPU facts: the
-build, its import, and whether this Python is one TensorFlow supports
-(``checks/frameworks.toml``). Pure."""
+build, its import, and whether this Python is one TensorFlow supports (the
+tested configurations in ``checks/tensorflow.toml``, through ``compat``). Pure."""
 
 from __future__ import annotations
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from tbdoctor import tables
+from tbdoctor import compat, tables
 from tbdoctor.findings import INFO, OK, WARNING, Finding
 from tbdoctor.rules.stack import import_failed
 
@@ -16,12 +16,9 @@ def _python_minor(facts: dict) -> str | None:
     return f"{info[0]}.{info[1]}" if info else None
 
 
-def _supported(tf_version: str) -> list[str] | None:
-    try:
-        v = Version(tf_version)
-    except InvalidVersion:
-        return None
-    return tables.load("frameworks")["tensorflow_python"].get(f"{v.major}.{v.minor}")
+def _supported(tf_version: str) -> tuple[str, str] | None:
+    config = compat.tensorflow_config(tf_version)
+    return (config["python_min"], config["python_max"]) if config else None
 
 
 def _minor_key(text: str) -> tuple[int, ...]:
@@ -33,8 +30,9 @@ def version(facts: dict) -> list[Finding]:
     if tf is None:
         return []
     if not tf.get("installed"):
-        newest = max(tables.load("frameworks")["tensorflow_python"], key=_minor_key)
-        low, high = tables.load("frameworks")["tensorflow_python"][newest]
+        newest = max(tables.load("tensorflow")["linux_gpu"]["list"], key=lambda r: Version(r["version"]))
+        low, high = newest["python_min"], newest["python_max"]
+        newest = newest["version"]
         py = _python_minor(facts)
         note = ""
         if py and not _minor_key(low) <= _minor_key(py) <= _minor_key(high):

@@ -1,0 +1,55 @@
+"""The ``gpu`` host probe: NVIDIA driver and GPUs (NVML first, nvidia-smi when NVML cannot
+answer), the driver's state in the operating system, and other accelerators.
+
+facts["gpu"] = {
+  "source": "nvml" | "nvidia-smi" | None,      # who listed the GPUs
+  "driver_version": "535.104.05" | None,
+  "cuda_driver_version": "12.2" | None,       # highest CUDA the driver supports
+  "gpus": [{"index", "name", "uuid", "memory_total_mib", "memory_used_mib",
+            "compute_capability", "compute_capability_source", "mig_mode",
+            "persistence_mode", "pci_bus_id"}],   # [] = no NVIDIA GPU seen
+  "nvml": {"status": "ok|failed|timeout", "error", "code"},
+  "nvidia_smi": {"path", "status", "method", "error", "output_tail"} | None (not run),
+  "driver": {"kernel_module_version", "modules", "device_nodes", "pci_devices"},
+  "wsl": {"detected", "libcuda", "dxg"}, "container": "docker" | "podman" | None,
+  "visible_devices": {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"},
+  "other_accelerators": [{"vendor", "name", "backend", "source"}],
+}
+"""
+
+from __future__ import annotations
+
+from tbdoctor import compat
+from tbdoctor.gpuinfo import nvidia_smi, nvml, system
+
+STEP_TIMEOUT = 10.0  # one NVML query or one nvidia-smi call; a healthy one takes well under a second
+
+
+def probe(ctx) -> dict:
+    step = min(STEP_TIMEOUT, ctx.timeout)
+    nvml_facts = nvml.query_bounded(step)
+    facts: dict = {"source": None, "driver_version": None, "cuda_driver_version": None, "gpus": [],
+                   "nvml": {k: nvml_facts.get(k) for k in ("status", "error", "code")}, "nvidia_smi": None}
+    if nvml_facts["status"] == "ok":
+        facts.update(source="nvml", driver_version=nvml_facts["driver_version"],
+                     cuda_driver_version=nvml_facts["cuda_driver_version"], gpus=nvml_facts["gpus"])
+    else:
+        smi = nvidia_smi.probe(ctx.run, step)
+        facts["nvidia_smi"] = {k: smi[k] for k in ("path", "status", "method", "error", "output_tail")}
+        if smi["status"] == "ok":
+            facts.update(source="nvidia-smi", driver_version=smi["driver_version"],
+                         cuda_driver_version=smi["cuda_driver_version"], gpus=smi["gpus"])
+    for gpu in facts["gpus"]:
+        if gpu.get("compute_capability"):
+            gpu["compute_capability_source"] = facts["source"]
+        else:  # R470 and older nvidia-smi cannot report it: the product table knows most names
+            gpu["compute_capability"] = compat.gpu_compute_capability(gpu.get("name") or "")
+            gpu["compute_capability_source"] = "name" if gpu["compute_capability"] else None
+    pci = system.pci_display_devices()
+    facts.update(
+        driver={"kernel_module_version": system.kernel_module_version(), "modules": system.kernel_modules(),
+                "device_nodes": system.device_nodes(), "pci_devices": pci},
+        wsl=system.wsl(), container=system.container(), visible_devices=system.visible_devices(),
+        other_accelerators=system.other_accelerators(ctx.run, step, pci),
+    )
+    return facts

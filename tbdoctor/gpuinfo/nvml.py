@@ -1,0 +1,177 @@
+"""NVML, NVIDIA's management library, through ``nvidia-ml-py`` (``pynvml``), behind a thin
+injectable layer.
+
+``library()`` returns ``pynvml`` itself or, when ``TBDOCTOR_NVML_RECORDING``
+names a JSON file, a ``Recorded`` stand-in that answers the same calls from
+recorded answers (tests, and replaying a machine's NVML elsewhere). Only this
+module honours that variable. ``query(lib)`` is the one code path for both.
+
+Recording format: ``{"nvmlInit": {"error": "NVML_ERROR_DRIVER_NOT_LOADED"}}``
+for a failing library, or ``{"nvmlSystemGetDriverVersion": "535.104.05",
+"nvmlSystemGetCudaDriverVersion_v2": 12020, "devices": [{"nvmlDeviceGetName":
+..., "nvmlDeviceGetMemoryInfo": {"total": bytes, "used": bytes}, ...}]}``; any
+answer may be ``{"error": "NVML_ERROR_..."}``, and ``{"hang": true}`` never
+returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from types import SimpleNamespace
+
+import pynvml
+
+RECORDING_ENV = "TBDOCTOR_NVML_RECORDING"
+_MIB = 1024 * 1024
+
+
+def library():
+    """pynvml, or the recording named by $TBDOCTOR_NVML_RECORDING."""
+    path = os.environ.get(RECORDING_ENV)
+    return Recorded.from_file(path) if path else pynvml
+
+
+class Recorded:
+    """Answers pynvml's calls from a recording; errors are real ``pynvml.NVMLError``s."""
+
+    def __init__(self, answers: dict):
+        self._answers = answers
+
+    @classmethod
+    def from_file(cls, path: str) -> "Recorded":
+        try:
+            with open(path, encoding="utf-8") as fh:
+                answers = json.load(fh)
+        except (OSError, ValueError):
+            answers = {"nvmlInit": {"error": "NVML_ERROR_UNKNOWN"}}
+        return cls(answers if isinstance(answers, dict) else {})
+
+    def _answer(self, source: dict, name: str):
+        value = source.get(name, {"error": "NVML_ERROR_NOT_SUPPORTED"})
+        if isinstance(value, dict) and value.get("hang"):
+            threading.Event().wait()
+        if isinstance(value, dict) and "error" in value:
+            raise pynvml.NVMLError(getattr(pynvml, value["error"], pynvml.NVML_ERROR_UNKNOWN))
+        return value
+
+    def nvmlInit(self):
+        self._answer({"nvmlInit": None, **self._answers}, "nvmlInit")
+
+    def nvmlShutdown(self):
+        pass
+
+    def nvmlSystemGetDriverVersion(self):
+        return self._answer(self._answers, "nvmlSystemGetDriverVersion")
+
+    def nvmlSystemGetCudaDriverVersion_v2(self):
+        return self._answer(self._answers, "nvmlSystemGetCudaDriverVersion_v2")
+
+    def nvmlDeviceGetCount(self):
+        return len(self._answers.get("devices", []))
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return self._answers["devices"][index]
+
+    def nvmlDeviceGetName(self, handle):
+        return self._answer(handle, "nvmlDeviceGetName")
+
+    def nvmlDeviceGetUUID(self, handle):
+        return self._answer(handle, "nvmlDeviceGetUUID")
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return SimpleNamespace(**self._answer(handle, "nvmlDeviceGetMemoryInfo"))
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle):
+        return tuple(self._answer(handle, "nvmlDeviceGetCudaComputeCapability"))
+
+    def nvmlDeviceGetMigMode(self, handle):
+        return list(self._answer(handle, "nvmlDeviceGetMigMode"))
+
+    def nvmlDeviceGetPersistenceMode(self, handle):
+        return self._answer(handle, "nvmlDeviceGetPersistenceMode")
+
+    def nvmlDeviceGetPciInfo(self, handle):
+        return SimpleNamespace(**self._answer(handle, "nvmlDeviceGetPciInfo"))
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _error(exc: Exception) -> dict:
+    value = getattr(exc, "value", None)
+    code = next((name for name in dir(pynvml) if name.startswith("NVML_ERROR_") and getattr(pynvml, name) == value),
+                None)
+    return {"status": "failed", "error": str(exc) or type(exc).__name__, "code": code}
+
+
+def _optional(call, *args):
+    """An answer that some GPUs or platforms do not support: None instead of an error."""
+    try:
+        return call(*args)
+    except pynvml.NVMLError:
+        return None
+
+
+def _device(lib, index: int) -> dict:
+    handle = lib.nvmlDeviceGetHandleByIndex(index)
+    memory = _optional(lib.nvmlDeviceGetMemoryInfo, handle)
+    cc = _optional(lib.nvmlDeviceGetCudaComputeCapability, handle)
+    mig = _optional(lib.nvmlDeviceGetMigMode, handle)
+    persistence = _optional(lib.nvmlDeviceGetPersistenceMode, handle)
+    pci = _optional(lib.nvmlDeviceGetPciInfo, handle)
+    return {
+        "index": index,
+        "name": _text(lib.nvmlDeviceGetName(handle)),
+        "uuid": _text(_optional(lib.nvmlDeviceGetUUID, handle) or "") or None,
+        "memory_total_mib": int(memory.total) // _MIB if memory else None,
+        "memory_used_mib": int(memory.used) // _MIB if memory else None,
+        "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
+        "mig_mode": (("enabled" if mig[0] else "disabled") if mig else None),
+        "persistence_mode": (("enabled" if persistence else "disabled") if persistence is not None else None),
+        "pci_bus_id": _text(pci.busId) if pci is not None and getattr(pci, "busId", None) else None,
+    }
+
+
+def query(lib) -> dict:
+    """Driver and per-GPU facts from NVML: {"status": "ok", ...} or {"status": "failed", "error", "code"}."""
+    try:
+        lib.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return _error(exc)
+    except OSError as exc:  # a broken libnvidia-ml.so that cannot be loaded
+        return {"status": "failed", "error": str(exc), "code": None}
+    try:
+        cuda = _optional(lib.nvmlSystemGetCudaDriverVersion_v2)
+        return {
+            "status": "ok",
+            "driver_version": _text(lib.nvmlSystemGetDriverVersion()),
+            "cuda_driver_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) and cuda else None,
+            "gpus": [_device(lib, i) for i in range(lib.nvmlDeviceGetCount())],
+        }
+    except pynvml.NVMLError as exc:
+        return _error(exc)
+    finally:
+        try:
+            lib.nvmlShutdown()
+        except pynvml.NVMLError:
+            pass
+
+
+def query_bounded(timeout: float) -> dict:
+    """``query(library())`` in a daemon thread; a hung driver becomes {"status": "timeout"}."""
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["result"] = query(library())
+        except Exception as exc:  # a binding bug must become a fact, not a crash
+            box["result"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "code": None}
+
+    thread = threading.Thread(target=work, daemon=True, name="tbdoctor-nvml")
+    thread.start()
+    thread.join(timeout)
+    return box.get("result") or {"status": "timeout", "error": f"NVML did not answer within {timeout:.0f} s",
+                                 "code": None}

@@ -1,0 +1,183 @@
+"""The bundled compatibility knowledge base (checks/*.toml through tbdoctor.compat), the
+nvidia-smi parsers over recorded outputs, and the `tbdoctor compat` command."""
+
+import json
+
+import pytest
+
+from conftest import FIXTURES, tbdoctor
+from tbdoctor import compat, tables
+from tbdoctor.gpuinfo import nvidia_smi, system
+
+SMI = FIXTURES / "nvidia-smi"
+
+
+@pytest.mark.parametrize("table", ["cuda", "gpus", "torch", "tensorflow"])
+def test_every_table_names_its_source(table):
+    data = tables.load(table)
+
+    def walk(node, where):
+        assert isinstance(node.get("source"), str) and node["source"], f"{table}.toml {where or 'top'} has no source"
+        for key, value in node.items():
+            if isinstance(value, dict) and key not in ("linux", "windows"):
+                walk(value, f"{where}.{key}")
+    walk(data, "")
+
+
+@pytest.mark.parametrize("cuda, platform, floor", [("12.8", "linux", "525.60.13"), ("12.1.105", "linux", "525.60.13"),
+                                                   ("13.0", "linux", "580"), ("11.8", "linux", "450.80.02"),
+                                                   ("12.4", "win32", "528.33"), ("14.0", "linux", None), ("x", "linux", None)])
+def test_min_driver_is_the_minor_version_compatibility_floor(cuda, platform, floor):
+    assert compat.min_driver(cuda, platform) == floor
+
+
+def test_driver_supports_cuda():
+    assert compat.driver_supports_cuda("535.104.05", "12.8") is True  # MVC: any 12.x on >= 525.60.13
+    assert compat.driver_supports_cuda("535.104.05", "13.0") is False
+    assert compat.driver_supports_cuda("525.60.13", "12.0") is True
+    assert compat.driver_supports_cuda("525.60.12", "12.0") is False
+    assert compat.driver_supports_cuda("470.82.01", "11.8") is True
+    assert compat.driver_supports_cuda("banana", "12.0") is None and compat.driver_supports_cuda("535.1", "99.0") is None
+
+
+def test_toolkit_driver_and_full_support():
+    assert compat.toolkit_driver("13.0") == "580.65.06" and compat.toolkit_driver("12.2.2") == "535.104.05"
+    assert compat.toolkit_driver("12.4", "windows") == "551.61" and compat.toolkit_driver("13.1", "windows") is None
+    assert compat.full_support_cuda("535.104.05") == "12.2" and compat.full_support_cuda("470.82.01") == "11.4"
+
+
+def test_torch_variants_and_index():
+    assert compat.torch_variants("2.7.1") == ["cu118", "cu126", "cu128"]
+    assert compat.torch_variants("2.8.0+cu128") == ["cu126", "cu128", "cu129"]
+    assert compat.torch_variants(None) == compat.torch_variants(compat.latest_torch()) != []
+    assert compat.torch_variants("2.15") == [] and compat.torch_variants("9.9") == []
+    assert compat.torch_index_url("cu128") == "https://download.pytorch.org/whl/cu128"
+    assert compat.variant_cuda("cu130") == "13.0" and compat.variant_cuda("cpu") is None
+
+
+@pytest.mark.parametrize("driver, torch, cc, best", [
+    ("535.104.05", "2.14", None, "cu126"),     # a 12.x driver: not the cu13 builds
+    ("580.95.05", "2.14", None, "cu132"),
+    ("580.95.05", "2.14", "6.1", "cu126"),     # Pascal: only the cu126 build has sm_60 code
+    ("580.95.05", "2.7", "12.0", "cu128"),     # Blackwell needs a cu128 build
+    ("570.26", "2.6", "12.0", None),           # ...which torch 2.6 did not publish
+    ("470.82.01", "2.7", None, "cu118"),
+    ("470.82.01", "2.9", None, None),
+    ("580.95.05", "2.11", "7.0", "cu126"),     # Volta lost sm_70 in the 2.11 cu128 build
+    ("580.95.05", "2.10", "7.0", "cu128"),
+])
+def test_best_torch_variant(driver, torch, cc, best):
+    assert compat.best_torch_variant(driver, torch, cc) == best
+
+
+@pytest.mark.parametrize("cc, arch, ok", [
+    ("8.9", ["sm_80", "sm_86"], True),            # same major, newer minor runs sm_86 cubins
+    ("12.0", ["sm_90", "sm_100"], False),         # Blackwell consumer: no fallback across majors
+    ("12.0", ["sm_90", "compute_90"], True),      # PTX JIT
+    ("9.0", ["sm_90a"], True), ("10.0", ["sm_90a"], False),
+    ("7.5", ["8.0", "8.6+PTX"], False), ("9.0", ["8.0", "8.6+PTX"], True),
+    ("6.1", [], False), ("nonsense", ["sm_80"], False),
+])
+def test_arch_supported(cc, arch, ok):
+    assert compat.arch_supported(cc, arch) is ok
+
+
+@pytest.mark.parametrize("name, cc", [("NVIDIA GeForce RTX 5090", "12.0"), ("Quadro RTX 5000", "7.5"),
+                                      ("NVIDIA RTX 6000 Ada Generation", "8.9"), ("Tesla P4", "6.1"),
+                                      ("NVIDIA GH200 480GB", "9.0"), ("Voodoo 3", None)])
+def test_gpu_names(name, cc):
+    assert compat.gpu_compute_capability(name) == cc
+
+
+def test_architectures_and_frameworks():
+    assert compat.architecture("6.1")["last_driver_branch"] == "580"
+    assert compat.driver_supports_gpu("595.71.05", "6.1") is False and compat.driver_supports_gpu("580.95.05", "6.1")
+    assert compat.cuda_supports_cc("13.0", "7.0") is False and compat.cuda_supports_cc("12.9", "7.0") is True
+    assert compat.torch_arch_list("2.13", "cu130")[-1] == "compute_120"
+    assert compat.torch_python_range("2.15") == ("3.11", "3.15")
+    assert compat.tensorflow_config("2.15.1") == {"version": "2.15.0", "python_min": "3.9", "python_max": "3.11",
+                                                  "cudnn": "8.9", "cuda": "12.2"}
+    assert compat.tensorflow_config("2.12", "windows") is None
+
+
+# --- nvidia-smi parsers over the recorded outputs ---
+
+def test_parse_query_and_garbage():
+    gpus = nvidia_smi.parse_query((SMI / "a100-535" / "query.out").read_text())
+    assert [g["pci_bus_id"] for g in gpus] == ["00000000:07:00.0", "00000000:0F:00.0"]
+    assert nvidia_smi.parse_query((SMI / "garbage" / "query.out").read_text()) is None
+    assert nvidia_smi.parse_query("0, NVIDIA X, GPU-1, lots, 1, 8.0, Disabled, Enabled, 0:0:0.0, 1.0") is None
+    assert nvidia_smi.parse_query("") is None
+
+
+@pytest.mark.parametrize("case, driver, cuda, name, memory", [
+    ("a100-535", "535.104.05", "12.2", "NVIDIA A100-SXM4-80GB", (4, 81920)),
+    ("h100-550", "550.54.15", "12.4", "NVIDIA H100 80GB HBM3", (1, 81559)),
+    ("h200-580", "580.95.05", "13.0", "NVIDIA H200", (None, None)),   # MIG mode: memory N/A
+    ("rtx4090-550", "550.40.07", "12.4", "NVIDIA GeForce RTX 4090", (812, 24564)),
+    ("gtx1080-470", "470.182.03", "11.4", "NVIDIA GeForce ...", (342, 8119)),  # R470 truncates names
+])
+def test_parse_table(case, driver, cuda, name, memory):
+    got_driver, got_cuda, gpus = nvidia_smi.parse_table((SMI / case / "table.out").read_text())
+    assert (got_driver, got_cuda, gpus[0]["name"], (gpus[0]["memory_used_mib"], gpus[0]["memory_total_mib"])) == \
+        (driver, cuda, name, memory)
+
+
+def test_parse_table_r610_header_and_list_with_mig():
+    header = "| NVIDIA-SMI 610.43.02              KMD Version: 610.43.02     CUDA UMD Version: 13.3     |"
+    assert nvidia_smi.parse_table(header)[:2] == ("610.43.02", "13.3")
+    (only,) = nvidia_smi.parse_list((SMI / "h200-580" / "list.out").read_text())
+    assert only["name"] == "NVIDIA H200" and only["uuid"].startswith("GPU-5c7f")
+    assert nvidia_smi.classify_failure((SMI / "no-driver" / "query.out").read_text()) == "driver-unreachable"
+    assert nvidia_smi.classify_failure("Failed to initialize NVML: Driver/library version mismatch") == "version-mismatch"
+    assert nvidia_smi.classify_failure("No devices were found") == "no-devices"
+
+
+# --- the command ---
+
+def test_compat_driver_json():
+    proc = tbdoctor("compat", "--driver", "535.104.05", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["schema"] == "tbdoctor.compat/1" and data["driver"]["full_support_cuda"] == "12.2"
+    assert {f["cuda_major"]: f["supported"] for f in data["driver"]["cuda_families"]} == {"11": True, "12": True, "13": False}
+    assert data["best"]["variant"] == "cu126" and data["best"]["index_url"].endswith("/whl/cu126")
+    assert [v["variant"] for v in data["torch"][0]["variants"] if v["driver_ok"]] == ["cu126"]
+
+
+def test_compat_gpu_text_and_cc_json():
+    proc = tbdoctor("compat", "--gpu", "RTX 5090")
+    assert proc.returncode == 0, proc.stderr
+    assert "compute capability 12.0 (Blackwell)" in proc.stdout
+    assert "Best: torch 2.14 cu132" in proc.stdout
+    data = json.loads(tbdoctor("compat", "--cc", "12.0", "--json").stdout)
+    by_release = {row["version"]: [v["variant"] for v in row["variants"] if v["gpu_ok"]] for row in data["torch"]}
+    assert by_release["2.7"] == ["cu128"] and by_release["2.6"] == [] and by_release["2.8"] == ["cu128", "cu129"]
+
+
+def test_compat_driver_that_ignores_the_gpu():
+    proc = tbdoctor("compat", "--cc", "6.1", "--driver", "595.71.05", "--torch", "2.8")
+    assert "Driver 595.71.05 ignores this GPU: install the R580 (legacy) driver branch" in proc.stdout
+    assert "Best: none until a R580 driver runs this GPU" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "compat needs --driver, --gpu or --cc"),
+    (("--driver", "banana"), "not a driver version"),
+    (("--gpu", "Voodoo 3"), "not a GPU name tbdoctor knows"),
+    (("--cc", "twelve"), "not a compute capability"),
+    (("--driver", "535.104.05", "--torch", "0.1"), "not a torch release tbdoctor knows"),
+    (("--gpu", "A100", "--cc", "8.0"), "pass one"),
+])
+def test_compat_bad_input_is_one_line_and_exit_2(args, message):
+    proc = tbdoctor("compat", *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_kernel_module_version_texts():
+    proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
+    open_module = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16)\n"
+    assert system.parse_module_version(proprietary) == "535.104.05"
+    assert system.parse_module_version(open_module) == "550.54.15"
+    assert system.parse_module_version(None) is None and system.parse_module_version("garbage") is None
