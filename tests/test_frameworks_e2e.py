@@ -148,3 +148,18 @@ def test_tensorflow_next_to_tensorflow_cpu(tf_stack, tmp_path):
 def tf_stack_version(env) -> str:
     return subprocess.run([str(env.python), "-c", "from importlib.metadata import version; print(version('tensorflow-cpu'))"],
                           capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.skipif(not POSIX, reason="the fake nvidia-smi is a shell script")
+def test_cpu_torch_on_a_gpu_machine_gets_the_cuda_variant_the_driver_runs(stack_env, tmp_path):
+    from conftest import fake_gpu_env
+    report, proc = check_json("--python", str(stack_env.python), env=fake_gpu_env(tmp_path, "a100-535", nvml="a100-535"))
+    assert proc.returncode == 1
+    [f] = by_id(report, "torch.cpu-build-on-gpu")
+    assert f["status"] == "error" and "NVIDIA A100" in f["title"] and "driver 535" in f["detail"].lower()
+    assert f["fixes"][0]["command"].endswith("-m pip uninstall -y torch")
+    assert f["fixes"][1]["command"].endswith("-m pip install --index-url https://download.pytorch.org/whl/cu126 "
+                                             "torch==2.13.0")
+    old, _ = check_json("--python", str(stack_env.python), env=fake_gpu_env(tmp_path, "gtx1080-470", nvml="gtx1080-470"))
+    [f] = by_id(old, "torch.cpu-build-on-gpu")
+    assert f["fixes"] == [] and "upgrade the driver" in f["hint"]

@@ -3,15 +3,11 @@ as the gpu probe records them; no GPU needed)."""
 
 from __future__ import annotations
 
-import pytest
-
 from conftest import dist, make_facts, packages_facts, python_facts
 from test_rules_frameworks import one, torch_facts
 from tbdoctor import rules
 from tbdoctor.findings import ERROR, WARNING
 from tbdoctor.rules import gpu_builds, pytorch
-
-pytest.importorskip("tbdoctor.compat")  # the GPU knowledge base
 
 PY = "/envs/x/bin/python"
 

@@ -9,14 +9,9 @@ from __future__ import annotations
 
 from packaging.version import InvalidVersion, Version
 
-from tbdoctor import tables
+from tbdoctor import compat, tables
 from tbdoctor.findings import ERROR, WARNING, Finding, Fix
 from tbdoctor.rules.common import installed, manual, pip_install, pip_uninstall
-
-try:
-    from tbdoctor import compat
-except ImportError:  # a build without the GPU knowledge base: these rules stay silent
-    compat = None
 
 _DRIVER_URL = "https://www.nvidia.com/Download/index.aspx"
 _COMPANIONS = ("torchvision", "torchaudio")  # built per CUDA variant: reinstalled with torch
@@ -67,7 +62,7 @@ def _best(facts: dict, torch_version: str, gpus: list[dict]) -> str | None:
 
 def cpu_build_on_gpu(facts: dict) -> list[Finding]:
     t, gpus = _torch(facts), _gpus(facts)
-    if compat is None or not t or not gpus or t.get("cuda") or t.get("hip"):
+    if not t or not gpus or t.get("cuda") or t.get("hip"):
         return []
     driver = (facts.get("gpu") or {}).get("driver_version")
     variant = _best(facts, t["version"], gpus)
@@ -90,7 +85,7 @@ def driver_too_old(facts: dict) -> list[Finding]:
     """torch's or TensorFlow's CUDA build needs a newer driver than the installed one."""
     gpus, gpu = _gpus(facts), facts.get("gpu") or {}
     driver = gpu.get("driver_version")
-    if compat is None or not gpus or not driver:
+    if not gpus or not driver:
         return []
     platform = _platform(facts)
     findings = []
@@ -125,7 +120,7 @@ def driver_too_old(facts: dict) -> list[Finding]:
 
 def arch_unsupported(facts: dict) -> list[Finding]:
     t, gpus = _torch(facts), _gpus(facts)
-    if compat is None or not t or not t.get("cuda") or not t.get("arch_list") or not gpus:
+    if not t or not t.get("cuda") or not t.get("arch_list") or not gpus:
         return []
     bad = [g for g in gpus if g.get("compute_capability")
            and not compat.arch_supported(g["compute_capability"], t["arch_list"])]
@@ -154,7 +149,7 @@ def frameworks_see_no_gpu(facts: dict) -> list[Finding]:
     findings = []
     tf = facts.get("tensorflow") or {}
     build = tf.get("build") or {}
-    cuda_ok = compat is None or not build.get("cuda_version") or compat.driver_supports_cuda(
+    cuda_ok = not build.get("cuda_version") or compat.driver_supports_cuda(
         gpu["driver_version"], build["cuda_version"], _platform(facts)) is not False
     if tf.get("import_ok") and build.get("is_cuda_build") and tf.get("gpus") == [] and cuda_ok:
         have = installed(facts)
@@ -170,7 +165,7 @@ def frameworks_see_no_gpu(facts: dict) -> list[Finding]:
             fixes=fixes))
     jax = facts.get("jax") or {}
     if jax.get("import_ok") and jax.get("backend") == "cpu":
-        cuda13 = compat is not None and compat.driver_supports_cuda(gpu["driver_version"], "13.0", _platform(facts))
+        cuda13 = compat.driver_supports_cuda(gpu["driver_version"], "13.0", _platform(facts))
         extra = "cuda13" if cuda13 else "cuda12"
         findings.append(Finding(
             "jax.cpu-fallback", WARNING, f"JAX runs on the CPU although this machine has {_names(gpus)}",
@@ -182,7 +177,7 @@ def frameworks_see_no_gpu(facts: dict) -> list[Finding]:
 def tensorflow_gpu_support(facts: dict) -> list[Finding]:
     """GPUs TensorFlow's wheels cannot use: native Windows after 2.10, Blackwell (compute capability >= 10)."""
     tf, gpus = facts.get("tensorflow") or {}, _gpus(facts)
-    if compat is None or not tf.get("import_ok") or not gpus:
+    if not tf.get("import_ok") or not gpus:
         return []
     try:
         version = Version(str(tf.get("version")).split("+")[0])
