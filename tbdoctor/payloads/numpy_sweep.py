@@ -22,7 +22,7 @@ def canonical(name):
 
 def needs_numpy(dist):
     for raw in dist.requires or ():
-        head = re.split(r"[\s;<>=!~\[(]", raw.strip(), 1)[0]
+        head = re.split(r"[\s;<>=!~\[(]", raw.strip(), maxsplit=1)[0]
         if canonical(head) == "numpy" and "extra ==" not in raw.replace('"', "'") and "extra==" not in raw:
             return True
     return False
