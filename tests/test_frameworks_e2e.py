@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import STACK, by_id, cached_venv, check_json, ids, layered_venv, make_venv, pip_install
+from conftest import STACK, by_id, cached_venv, check_json, clean_env, ids, layered_venv, make_venv, pip_install
 
 POSIX = os.name != "nt"
 
@@ -163,3 +163,38 @@ def test_cpu_torch_on_a_gpu_machine_gets_the_cuda_variant_the_driver_runs(stack_
     old, _ = check_json("--python", str(stack_env.python), env=fake_gpu_env(tmp_path, "gtx1080-470", nvml="gtx1080-470"))
     [f] = by_id(old, "torch.cpu-build-on-gpu")
     assert f["fixes"] == [] and "upgrade the driver" in f["hint"]
+
+
+@pytest.mark.skipif(not POSIX, reason="a shebang script stands for the other environment's tensorboard")
+def test_tensorboard_runtime_environment(stack_env, tmp_path):
+    """A stale notebook record, port 6006 taken, and another environment's `tensorboard` first on PATH."""
+    import json
+    import socket
+    import sys
+
+    tmpdir = tmp_path / "tmp"
+    (tmpdir / ".tensorboard-info").mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    record = tmpdir / ".tensorboard-info" / f"pid-{dead.pid}.info"
+    record.write_text(json.dumps({"pid": dead.pid, "port": 6006, "logdir": "runs", "version": "2.21.0"}))
+    other = tmp_path / "other-env" / "bin"
+    other.mkdir(parents=True)
+    (other / "tensorboard").write_text("#!/opt/other/bin/python\n")
+    (other / "tensorboard").chmod(0o755)
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 6006))
+        holder.listen(1)
+    except OSError:
+        pass  # something on this machine already holds it: the check must say so all the same
+    try:
+        env = clean_env(TMPDIR=str(tmpdir), PATH=f"{other}{os.pathsep}{os.environ.get('PATH', '')}")
+        report, _ = check_json("--python", str(stack_env.python), "--only", "tensorboard", env=env)
+    finally:
+        holder.close()
+    [stale] = by_id(report, "tensorboard.stale-instances")
+    assert f"pid {dead.pid}" in stale["detail"] and stale["fixes"][0]["command"] == f"rm -r {record}"
+    assert by_id(report, "tensorboard.port-in-use")[0]["title"].startswith("Port 6006 is in use")
+    [elsewhere] = by_id(report, "tensorboard.script-elsewhere")
+    assert "/opt/other/bin/python" in elsewhere["title"]
