@@ -259,3 +259,18 @@ def test_interrupt_exits_130_without_traceback(env):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+def test_an_editable_install_is_not_shadowed_by_its_own_project_folder(env, tmp_path):
+    project = tmp_path / "project"
+    (project / "mylib").mkdir(parents=True)
+    (project / "mylib" / "__init__.py").write_text("")
+    info = env.add_dist("mylib", "0.1")
+    (info / "top_level.txt").write_text("mylib\n")
+    (info / "direct_url.json").write_text(json.dumps({"url": project.as_uri(), "dir_info": {"editable": True}}))
+    (env.site / "_mylib_editable.pth").write_text(str(project) + "\n")
+    report, _ = check_json("--python", str(env.python), "--only", "python", cwd=project)
+    assert "python.shadowed-module" not in ids(report)
+    (info / "direct_url.json").unlink()  # the same layout without the editable marker is a real shadow
+    report, _ = check_json("--python", str(env.python), "--only", "python", cwd=project)
+    assert "python.shadowed-module" in ids(report)
