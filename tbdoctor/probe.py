@@ -47,6 +47,7 @@ class Probe:
     payload: str = ""  # file in tbdoctor/payloads run by the target
     host: str = ""  # "module:function" run here, called with a HostContext
     heavy: bool = False  # imports a framework; skipped by --quick
+    provides: tuple[str, ...] = ()  # facts keys of a shared-process payload's result (default: name)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,12 @@ PROBES: tuple[Probe, ...] = (
     Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
     # Every report needs it (bug reports, and redaction of user, home and host names).
     Probe("system", ("tbdoctor", *SECTIONS), host="tbdoctor.system:probe"),
+    Probe("torch", ("torch", "tensorboardx"), payload="torch_tbx.py", heavy=True,
+          provides=("torch", "tensorboardx")),
+    Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True),
+    Probe("jax", ("jax",), payload="jax_info.py", heavy=True),
+    Probe("tensorboard", ("tensorboard",), payload="tensorboard_info.py", heavy=True),
+    Probe("numpy", ("numpy",), payload="numpy_sweep.py", heavy=True),
 )
 
 
@@ -174,9 +181,15 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
                 got = {"meta": {"status": "failed", "section": probe.sections[0], "seconds": round(timeout, 3),
                                 "error": f"timed out after {timeout:.0f} s", "stderr_tail": ""}, "data": None}
             snapshot["probes"][probe.name] = got["meta"]
-            snapshot[probe.name] = got["data"]
+            data = got["data"]
+            if probe.provides:  # one process, several facts keys (torch + tensorboardX)
+                for key in probe.provides:
+                    snapshot[key] = data.get(key) if isinstance(data, dict) else None
+            else:
+                snapshot[probe.name] = data
     for probe in skipped:
         snapshot["probes"][probe.name] = {"status": "skipped", "section": probe.sections[0], "seconds": 0.0,
                                           "error": "skipped by --quick (it imports a framework)"}
-        snapshot[probe.name] = None
+        for key in probe.provides or (probe.name,):
+            snapshot[key] = None
     return facts_mod.redact(snapshot)

@@ -22,7 +22,7 @@ def healthy(tmp_path_factory):
 
 
 def test_healthy_venv_reports_no_problem(healthy):
-    report, proc = check_json("--python", str(healthy.path))
+    report, proc = check_json("--python", str(healthy.path), "--only", "python", "pip")  # no frameworks here
     assert proc.returncode == 0
     assert report["schema"] == "tbdoctor.report/1"
     assert report["target"] == {"python": str(healthy.python), "chosen_by": "--python"}
@@ -33,7 +33,7 @@ def test_healthy_venv_reports_no_problem(healthy):
 
 
 def test_console_report_is_plain_when_piped(healthy):
-    proc = tbdoctor("check", "--python", str(healthy.python))
+    proc = tbdoctor("check", "--python", str(healthy.python), "--only", "python", "pip")
     assert proc.returncode == 0, proc.stderr
     assert "\x1b[" not in proc.stdout
     assert f"target {healthy.python} (chosen by --python)" in proc.stdout
@@ -109,7 +109,7 @@ def test_hanging_probe_is_killed_with_its_children(env, tmp_path):
         "    time.sleep(600)\n")
     (env.site / "hang.pth").write_text("import hang_on_start\n")
     # The target interpreter is validated with -S (no .pth), so only the probes hang.
-    report, proc = check_json("--python", str(env.python), "--timeout", "2",
+    report, proc = check_json("--python", str(env.python), "--timeout", "2", "--only", "python", "pip",
                               env=clean_env(TBD_HANG="1"), timeout=60)
     assert proc.returncode == 1
     for name in ("python", "packages"):
@@ -176,7 +176,7 @@ def test_pythonpath_and_a_source_checkout_shadowing_a_package(env, tmp_path):
 
 
 def test_venv_without_pip_is_a_warning_not_a_failure(env):
-    report, proc = check_json("--python", str(env.python))
+    report, proc = check_json("--python", str(env.python), "--only", "python", "pip")
     assert proc.returncode == 0
     [finding] = by_id(report, "pip.installed")
     assert finding["status"] == "warning"
@@ -199,9 +199,10 @@ def test_only_ignore_and_strict(env):
     assert {c["section"] for c in report["checks"]} == {"pip"}
     assert by_id(report, "pip.installed")[0]["status"] == "skipped"
     assert proc.returncode == 0
-    strict = tbdoctor("check", "--python", str(env.python), "--strict")
+    strict = tbdoctor("check", "--python", str(env.python), "--strict", "--only", "python", "pip")
     assert strict.returncode == 1  # the pip warning fails a strict run
-    assert tbdoctor("check", "--python", str(env.python), "--strict", "--ignore", "pip.*").returncode == 0
+    assert tbdoctor("check", "--python", str(env.python), "--strict", "--only", "python", "pip",
+                    "--ignore", "pip.*").returncode == 0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -258,3 +259,18 @@ def test_interrupt_exits_130_without_traceback(env):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+def test_an_editable_install_is_not_shadowed_by_its_own_project_folder(env, tmp_path):
+    project = tmp_path / "project"
+    (project / "mylib").mkdir(parents=True)
+    (project / "mylib" / "__init__.py").write_text("")
+    info = env.add_dist("mylib", "0.1")
+    (info / "top_level.txt").write_text("mylib\n")
+    (info / "direct_url.json").write_text(json.dumps({"url": project.as_uri(), "dir_info": {"editable": True}}))
+    (env.site / "_mylib_editable.pth").write_text(str(project) + "\n")
+    report, _ = check_json("--python", str(env.python), "--only", "python", cwd=project)
+    assert "python.shadowed-module" not in ids(report)
+    (info / "direct_url.json").unlink()  # the same layout without the editable marker is a real shadow
+    report, _ = check_json("--python", str(env.python), "--only", "python", cwd=project)
+    assert "python.shadowed-module" in ids(report)

@@ -86,6 +86,10 @@ def test_package_requirements_with_fixes():
 # --- the real CLI -------------------------------------------------------------
 
 
+# The venv below holds bare metadata, no frameworks: probe only what doesn't import them.
+ONLY = ("--only", "python", "pip", "gpu", "cuda")
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
     env = make_venv(tmp_path_factory.mktemp("policy"))  # no pip: pip.installed is a warning
@@ -96,16 +100,16 @@ def venv(tmp_path_factory):
 
 def test_policy_requiring_a_gpu_fails_on_this_machine_and_passes_without_it(venv, tmp_path):
     (tmp_path / "tbdoctor.toml").write_text('[require]\ngpus = 1\npackages = { tensorboardX = "*" }\n')
-    report, proc = check_json("--python", str(venv.python), cwd=tmp_path)
+    report, proc = check_json("--python", str(venv.python), *ONLY, cwd=tmp_path)
     assert proc.returncode == 1
     [gpus] = by_id(report, "policy.gpus")
     assert gpus["status"] == "error" and gpus["title"].startswith("Policy requires at least 1 GPU;")
     assert "policy: tbdoctor.toml" in report["notes"]
-    console = tbdoctor("check", "--python", str(venv.python), cwd=tmp_path)
+    console = tbdoctor("check", "--python", str(venv.python), *ONLY, cwd=tmp_path)
     assert console.returncode == 1 and "Policy requires at least 1 GPU" in console.stdout
 
     (tmp_path / "tbdoctor.toml").write_text('[require]\npackages = { tensorboardX = ">=2.6", numpy = "<3" }\n')
-    report, proc = check_json("--python", str(venv.python), cwd=tmp_path)
+    report, proc = check_json("--python", str(venv.python), *ONLY, cwd=tmp_path)
     assert proc.returncode == 0, report["checks"]
     assert ids(report, "error") == set()
     assert by_id(report, "policy.summary")[0]["title"] == "tbdoctor.toml: all 2 requirements met"
@@ -113,21 +117,21 @@ def test_policy_requiring_a_gpu_fails_on_this_machine_and_passes_without_it(venv
 
 def test_pyproject_table_strict_and_ignore(venv, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.tbdoctor]\nstrict = true\n')
-    report, proc = check_json("--python", str(venv.python), cwd=tmp_path)
+    report, proc = check_json("--python", str(venv.python), *ONLY, cwd=tmp_path)
     assert by_id(report, "pip.installed")[0]["status"] == "warning"
     assert proc.returncode == 1  # strict: the warning fails the run
     (tmp_path / "pyproject.toml").write_text('[tool.tbdoctor]\nstrict = true\nignore = ["pip.*"]\n')
-    report, proc = check_json("--python", str(venv.python), cwd=tmp_path)
+    report, proc = check_json("--python", str(venv.python), *ONLY, cwd=tmp_path)
     assert proc.returncode == 0 and by_id(report, "pip.installed")[0]["status"] == "skipped"
 
 
 def test_explicit_policy_file_and_no_policy_elsewhere(venv, tmp_path):
     policy = tmp_path / "gpu-policy.toml"
     policy.write_text("[require]\ngpus = 8\n")
-    report, proc = check_json("--python", str(venv.python), "--policy", str(policy), cwd=tmp_path)
+    report, proc = check_json("--python", str(venv.python), *ONLY, "--policy", str(policy), cwd=tmp_path)
     assert proc.returncode == 1 and "8 GPUs" in by_id(report, "policy.gpus")[0]["title"]
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')  # no [tool.tbdoctor]: no policy
-    report, proc = check_json("--python", str(venv.python), cwd=tmp_path)
+    report, proc = check_json("--python", str(venv.python), *ONLY, cwd=tmp_path)
     assert proc.returncode == 0 and not [c for c in report["checks"] if c["section"] == "policy"]
 
 

@@ -21,3 +21,94 @@ def first_line(exc):
     """The most useful single line of an exception."""
     text = "%s: %s" % (type(exc).__name__, exc)
     return text.strip().splitlines()[0][:500] if text.strip() else type(exc).__name__
+
+
+# Why an import failed, recognised from its text (traceback plus stderr): the
+# most specific first. Each entry: (reason, substrings). tbdoctor's rules explain each reason.
+_REASONS = (
+    ("numpy-abi", ("compiled using NumPy 1.x", "_ARRAY_API not found", "multiarray failed to import",
+                   "_multiarray_umath failed to import", "may indicate binary incompatibility",
+                   "compiled against ABI version", "compiled against API version")),
+    ("numpy-removed-alias", ("was removed in the NumPy 2.0 release", "module 'numpy' has no attribute")),
+    ("protobuf-gencode-too-old", ("Descriptors cannot be created directly",)),
+    ("protobuf-runtime-too-old", ("cannot import name 'builder' from 'google.protobuf.internal'",
+                                  "cannot import name 'runtime_version' from 'google.protobuf'",
+                                  "Detected incompatible Protobuf Gencode/Runtime versions")),
+    ("pkg-resources-missing", ("No module named 'pkg_resources'",)),
+    ("distutils-version", ("module 'distutils' has no attribute 'version'",)),
+    ("cuda-driver-too-old", ("NVIDIA driver on your system is too old", "driver version is insufficient")),
+    ("undefined-symbol", ("undefined symbol",)),
+    ("missing-shared-library", ("cannot open shared object file", "DLL load failed", "Library not loaded",
+                                "image not found")),
+    ("duplicate-plugins", ("Duplicate plugins for name",)),
+    ("missing-module", ("No module named",)),
+)
+_EXC_LINE = None  # compiled on first use
+
+
+def classify(text):
+    """(reason, first useful line) for the text of a failure; reason 'other' when unknown."""
+    import re
+    global _EXC_LINE
+    _EXC_LINE = _EXC_LINE or re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)|[\w.]*Warning)\b.*")
+    lines = [l.strip() for l in (text or "").splitlines() if l.strip()]
+    reason = "other"
+    for name, needles in _REASONS:
+        if any(n in (text or "") for n in needles):
+            reason = name
+            break
+    useful = [l for l in lines if _EXC_LINE.match(l)]
+    line = (useful[-1] if useful else (lines[-1] if lines else ""))[:500]
+    return reason, line
+
+
+def failure(exc=None, text="", captured=""):
+    """A classified failure record: reason, first useful line, and the full text for -v."""
+    import traceback
+    if exc is not None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    full = (captured + "\n" + text).strip() if captured else text
+    reason, line = classify(full)
+    if exc is not None:
+        line = first_line(exc)
+    return {"reason": reason, "line": line, "traceback": full[-4000:]}
+
+
+def guarded_import(name):
+    """Import ``name`` with stderr captured; (module, None) or (None, failure record)."""
+    import contextlib
+    import importlib
+    import io
+    import warnings
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(name), None
+    except BaseException as exc:  # SystemExit and friends from a broken package too
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return None, failure(exc, captured=buf.getvalue())
+
+
+def dist_version(*names):
+    """(name, version) of the first of ``names`` that is installed, else (None, None)."""
+    from importlib import metadata
+    for name in names:
+        try:
+            return name, metadata.version(name)
+        except Exception:
+            continue
+    return None, None
+
+
+def tensorboard_without_tensorflow():
+    """Make TensorBoard use its TensorFlow stub, through its own switch (the module
+    ``tensorboard.compat.notf``, as in its //tensorboard/compat:no_tensorflow build).
+    TensorBoard and torch.utils.tensorboard otherwise import all of TensorFlow when it
+    is installed; the tensorflow probe already does, in parallel. Returns whether
+    TensorFlow is installed (and so was kept out)."""
+    import importlib.util
+    import types
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    return importlib.util.find_spec("tensorflow") is not None

@@ -49,6 +49,22 @@ def top_level_names(dist):
     return sorted(n for n in names if n.isidentifier())
 
 
+def editable_root(dist):
+    """The project folder of an editable install (PEP 660 direct_url.json), or None."""
+    try:
+        info = json.loads(dist.read_text("direct_url.json") or "null")
+    except ValueError:
+        return None
+    if not isinstance(info, dict) or not (info.get("dir_info") or {}).get("editable"):
+        return None
+    url = info.get("url") or ""
+    if not url.startswith("file:"):
+        return None
+    from urllib.parse import unquote, urlparse
+    from urllib.request import url2pathname
+    return url2pathname(unquote(urlparse(url).path))
+
+
 def describe(dist):
     path = getattr(dist, "_path", None)
     meta_dir = str(path) if path is not None else None
@@ -63,6 +79,7 @@ def describe(dist):
         "requires_python": dist.metadata["Requires-Python"] if name else None,
         "installer": (dist.read_text("INSTALLER") or "").strip() or None,
         "top_level": top_level_names(dist) if name else [],
+        "editable_root": editable_root(dist) if name else None,
     }
 
 
@@ -88,11 +105,11 @@ def shadowed(dists, cwd):
     for d in dists:
         if not d["location"]:
             continue
-        home = os.path.realpath(d["location"])
+        homes = [os.path.realpath(h) + os.sep for h in (d["location"], d["editable_root"]) if h]
         for module in d["top_level"]:
             for label, path in [("sys.path", search)] + [(lbl, [p]) for lbl, p in extra]:
                 origin = origin_of(module, path)
-                if origin and not os.path.realpath(origin).startswith(home + os.sep):
+                if origin and not os.path.realpath(origin).startswith(tuple(homes)):
                     found.append({"module": module, "distribution": d["name"], "version": d["version"],
                                   "installed_at": d["location"], "shadowed_by": origin, "via": label})
                     break

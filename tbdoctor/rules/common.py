@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from tbdoctor.findings import Fix, quote_command
@@ -17,6 +20,31 @@ def installed(facts: dict) -> dict[str, dict]:
     for dist in (facts.get("packages") or {}).get("distributions", ()):
         found.setdefault(canonicalize_name(dist["name"]), dist)
     return found
+
+
+def requirements(facts: dict, dist: dict):
+    """The Requirements of ``dist`` that apply in the target (markers evaluated, extras not requested)."""
+    env = dict((facts.get("packages") or {}).get("marker_environment") or {}, extra="")
+    for raw in dist.get("requires") or ():
+        try:
+            req = Requirement(raw)
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+        except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            continue
+        yield req
+
+
+def wanted(facts: dict, name: str) -> str:
+    """A requirement for ``name`` that every installed distribution needing it accepts."""
+    spec = SpecifierSet()
+    display = name
+    for dist in installed(facts).values():
+        for req in requirements(facts, dist):
+            if canonicalize_name(req.name) == canonicalize_name(name):
+                spec &= req.specifier
+                display = req.name
+    return f"{display}{spec}"
 
 
 def _pip_argv(facts: dict, verb: str) -> list[str]:

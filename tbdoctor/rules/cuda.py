@@ -93,8 +93,8 @@ def toolkit_vs_gpu(facts: dict) -> list[Finding]:
                 f"The CUDA {kit['version']} toolkit cannot compile for {', '.join(names)} "
                 f"(compute capability {cc}, {arch.get('name', 'unknown')})",
                 detail=f"Toolkits that build for {arch.get('name', 'it')}: CUDA {limits}." if limits else "",
-                hint=f"Install a CUDA toolkit of that range for building CUDA code for this GPU "
-                     f"(pip-installed frameworks bring their own runtime and are not affected by the toolkit).",
+                hint="Install a CUDA toolkit of that range for building CUDA code for this GPU "
+                     "(pip-installed frameworks bring their own runtime and are not affected by the toolkit).",
             ))
     return findings
 

@@ -4,14 +4,12 @@ from the metadata with ``packaging``). Pure."""
 
 from __future__ import annotations
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix, quote_command
-from tbdoctor.rules.common import installed, pip_install, pip_uninstall, remove_folder, target_python
+from tbdoctor.rules.common import (installed, pip_install, pip_uninstall, remove_folder, requirements, target_python,
+                                   wanted)
 
 _CONFIG_KEYS = ("index-url", "extra-index-url", "find-links", "constraint", "requirement", "trusted-host", "no-index")
 
@@ -48,31 +46,13 @@ def pip_config(facts: dict) -> list[Finding]:
     return [Finding("pip.config", INFO, "pip configuration in force: " + "; ".join(lines))]
 
 
-def _requirements(dist: dict, env: dict):
-    """(Requirement, raw string) pairs that apply in this environment (extras not requested)."""
-    for raw in dist.get("requires") or ():
-        try:
-            req = Requirement(raw)
-        except InvalidRequirement:
-            continue
-        if req.marker is not None:
-            try:
-                if not req.marker.evaluate(dict(env, extra="")):
-                    continue
-            except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-                continue
-        yield req
-
-
 def dependency_problems(facts: dict) -> tuple[dict[str, list], dict[str, list]]:
     """(missing, conflicts): requirement name -> [(requirer dist, Requirement, installed dist or None)]."""
-    pkgs = facts.get("packages") or {}
-    env = pkgs.get("marker_environment") or {}
     have = installed(facts)
     missing: dict[str, list] = {}
     conflicts: dict[str, list] = {}
     for dist in have.values():
-        for req in _requirements(dist, env):
+        for req in requirements(facts, dist):
             name = canonicalize_name(req.name)
             dep = have.get(name)
             if dep is None:
@@ -87,19 +67,6 @@ def dependency_problems(facts: dict) -> tuple[dict[str, list], dict[str, list]]:
     return missing, conflicts
 
 
-def _wanted(facts: dict, name: str) -> str:
-    """A requirement for ``name`` satisfying every installed distribution that needs it."""
-    env = (facts.get("packages") or {}).get("marker_environment") or {}
-    spec = SpecifierSet()
-    display = name
-    for dist in installed(facts).values():
-        for req in _requirements(dist, env):
-            if canonicalize_name(req.name) == name:
-                spec &= req.specifier
-                display = req.name
-    return f"{display}{spec}" if str(spec) else display
-
-
 def consistency(facts: dict) -> list[Finding]:
     if not facts.get("packages"):
         return []
@@ -107,14 +74,14 @@ def consistency(facts: dict) -> list[Finding]:
     findings = []
     for name, items in sorted(missing.items()):
         who = ", ".join(f"{d['name']} {d['version']} requires {r}" for d, r, _ in items)
-        want = _wanted(facts, name)
+        want = wanted(facts, name)
         findings.append(Finding(
             "pip.missing-requirement", ERROR, f"{items[0][1].name} is required but not installed",
             detail=who, hint=f"Install {want}.", fixes=(pip_install(facts, want),)))
     for name, items in sorted(conflicts.items()):
         dep = items[0][2]
         who = "; ".join(f"{d['name']} {d['version']} requires {r}" for d, r, _ in items)
-        want = _wanted(facts, name)
+        want = wanted(facts, name)
         findings.append(Finding(
             "pip.version-conflict", ERROR, f"{dep['name']} {dep['version']} does not satisfy {items[0][0]['name']}",
             detail=f"{who}, but {dep['name']} {dep['version']} is installed.",

@@ -1,0 +1,146 @@
+# TensorBoard: the package, its CLI start-up imports, the `tensorboard` script,
+# the data server, notebook instance records, localhost and port 6006.
+# Stdlib only, 3.8+.
+import errno
+import glob
+import shutil
+import socket
+import subprocess
+import sysconfig
+import tempfile
+
+_DISTS = ("tensorboard", "tb-nightly", "tensorflow-tensorboard", "tensorboard-nightly")
+_PORT = 6006
+
+
+def package(out):
+    tb, err = guarded_import("tensorboard")
+    if tb is None:
+        out["import_error"] = err
+        return
+    out["import_ok"] = True
+    version = getattr(tb, "__version__", None)
+    if version is None:  # tensorboard/__init__ reads it lazily from tensorboard.version
+        ver, _ = guarded_import("tensorboard.version")
+        version = getattr(ver, "VERSION", None)
+    out["module_version"] = version
+    _, err = guarded_import("tensorboard.compat.proto.event_pb2")
+    out["protos_error"] = err
+    _, err = guarded_import("tensorboard.main")  # what the `tensorboard` command imports first
+    out["cli_error"] = err
+
+
+def pkg_resources_ok():
+    mod, err = guarded_import("pkg_resources")
+    return mod is not None, err
+
+
+def script(out):
+    scripts = sysconfig.get_path("scripts")
+    exe = "tensorboard.exe" if os.name == "nt" else "tensorboard"
+    own = os.path.join(scripts, exe)
+    found = shutil.which("tensorboard")
+    shebang = None
+    if found and os.name != "nt":
+        try:
+            with open(found, "rb") as fh:
+                first = fh.readline(400).decode("utf-8", "replace").strip()
+            shebang = first[2:].strip() if first.startswith("#!") else None
+        except OSError:
+            shebang = None
+    same = bool(found) and os.path.normcase(os.path.realpath(found)) == os.path.normcase(os.path.realpath(own))
+    out["script"] = {"on_path": found, "own": own if os.path.exists(own) else None, "same": same,
+                     "shebang": shebang, "scripts_dir": scripts}
+
+
+def data_server(out, timeout):
+    mod, err = guarded_import("tensorboard_data_server")
+    if mod is None:
+        out["data_server"] = {"installed": False, "error": err}
+        return
+    info = {"installed": True, "binary": None, "ok": False, "output": None, "error": None}
+    try:
+        info["binary"] = mod.server_binary()
+    except Exception as exc:
+        info["error"] = failure(exc)
+    if info["binary"]:
+        try:
+            proc = subprocess.run([info["binary"], "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=timeout, universal_newlines=True)
+            info["ok"] = proc.returncode == 0
+            info["output"] = proc.stdout.strip()[:300]
+            if not info["ok"]:
+                info["error"] = {"reason": "other", "line": "exit status %d: %s" % (proc.returncode, info["output"]),
+                                 "traceback": ""}
+        except Exception as exc:
+            info["error"] = failure(exc)
+    out["data_server"] = info
+
+
+def pid_alive(pid):
+    if os.name == "nt":
+        return None  # unknown without extra packages
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def instances(out):
+    folder = os.path.join(tempfile.gettempdir(), ".tensorboard-info")
+    info = {"dir": folder, "exists": os.path.isdir(folder), "writable": None, "entries": []}
+    if info["exists"]:
+        info["writable"] = os.access(folder, os.W_OK | os.X_OK)
+        for path in sorted(glob.glob(os.path.join(folder, "pid-*.info"))):
+            entry = {"file": path, "pid": None, "port": None, "logdir": None, "alive": None}
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    data = json.load(fh)
+                entry.update(pid=data.get("pid"), port=data.get("port"), logdir=data.get("logdir"))
+                if isinstance(entry["pid"], int):
+                    entry["alive"] = pid_alive(entry["pid"])
+            except (OSError, ValueError) as exc:
+                entry["error"] = first_line(exc)
+            info["entries"].append(entry)
+    else:
+        info["writable"] = os.access(tempfile.gettempdir(), os.W_OK | os.X_OK)
+    out["instances"] = info
+
+
+def network(out):
+    try:
+        addrs = sorted({a[4][0] for a in socket.getaddrinfo("localhost", None)})
+        out["localhost"] = {"addresses": addrs,
+                            "loopback": all(a.startswith("127.") or a in ("::1", "0:0:0:0:0:0:0:1") for a in addrs)}
+    except OSError as exc:
+        out["localhost"] = {"addresses": [], "loopback": False, "error": first_line(exc)}
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as TensorBoard's server does
+        sock.bind(("127.0.0.1", _PORT))
+        out["port"] = {"port": _PORT, "free": True}
+    except OSError as exc:
+        out["port"] = {"port": _PORT, "free": False, "error": first_line(exc)}
+    finally:
+        sock.close()
+
+
+def probe(ctx):
+    name, version = dist_version(*_DISTS)
+    out = {"installed": name is not None, "distribution": name, "version": version, "import_ok": False,
+           "import_error": None, "tensorflow_stubbed": tensorboard_without_tensorflow()}
+    ok, err = pkg_resources_ok()
+    out["pkg_resources_ok"], out["pkg_resources_error"] = ok, err
+    instances(out)
+    network(out)
+    if name is None:
+        return out
+    package(out)
+    script(out)
+    data_server(out, max(5.0, min(20.0, float(ctx.get("timeout") or 20) / 3)))
+    return out
+
+
+emit(probe(context()))
