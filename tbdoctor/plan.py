@@ -117,7 +117,8 @@ def project_key(requirement: str) -> str:
         return requirement
 
 
-def _selected(finding: Finding, only: list[str] | None) -> bool:
+def selected(finding: Finding, only: list[str] | None) -> bool:
+    """A problem finding that ``only``'s id patterns (if any) ask to fix."""
     if finding.status not in (ERROR, WARNING):
         return False
     return not only or any(fnmatch.fnmatchcase(finding.id, pattern) for pattern in only)
@@ -135,7 +136,7 @@ def build(findings: list[Finding], only: list[str] | None = None, torch_source: 
     groups: dict[tuple[str, ...], dict[str, str]] = {}  # options -> canonical -> requirement
     group_reasons: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for finding in findings:
-        if not _selected(finding, only):
+        if not selected(finding, only):
             continue
         reason = (finding.id, finding.title)
         waiting = False  # a manual action came first: the rest of this finding's fix waits for it

@@ -27,7 +27,16 @@ def state(tmp_path):
 
 
 def fix(*args, state, extra_env=None, **kwargs):
-    return tbdoctor("fix", *args, env=clean_env(TBDOCTOR_STATE_DIR=str(state), **(extra_env or {})), **kwargs)
+    """`tbdoctor fix`, limited to the python and pip findings: these venvs have no frameworks
+    (tensorboardx.missing and its kin are left alone, as the user would with --only)."""
+    scope = () if {"--history", "--rollback"} & set(args) else ("--only", "pip.*", "python.*")
+    return tbdoctor("fix", *args, *scope, env=clean_env(TBDOCTOR_STATE_DIR=str(state), **(extra_env or {})), **kwargs)
+
+
+def clean(python) -> bool:
+    """No error or warning in the python and pip sections."""
+    report, _ = check_json("--python", str(python), "--only", "python", "pip")
+    return report["summary"]["error"] == report["summary"]["warning"] == 0
 
 
 def offline(wheelhouse: Path) -> tuple[str, ...]:
@@ -82,9 +91,8 @@ def test_conflict_and_duplicate_fixed_recheck_clean_history_and_rollback(broken,
     done = fix("--python", str(env.python), "--yes", *offline(wheels), secret, state=state)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "s3cret" not in done.stdout + done.stderr
-    assert "No issues found" in done.stdout and "Fix applied" in done.stdout
-    report, proc = check_json("--python", str(env.python))
-    assert proc.returncode == 0 and report["summary"]["error"] == report["summary"]["warning"] == 0
+    assert "Fix applied" in done.stdout
+    assert clean(env.python)
     assert "beta==2.0" in pip_freeze(env) and "delta==1.0" in pip_freeze(env)  # the base copy shows through
 
     [snap_dir] = (state / "snapshots").iterdir()
@@ -99,6 +107,35 @@ def test_conflict_and_duplicate_fixed_recheck_clean_history_and_rollback(broken,
     assert back.returncode == 0, back.stdout + back.stderr
     assert f"Restored snapshot {snap['id']}" in back.stdout
     assert pip_freeze(env) == before
+
+
+def test_duplicate_family_pair_is_removed_and_one_member_reinstalled(tmp_path, state):
+    """Two distributions that write the same package (opencv-python and its headless twin both
+    own cv2/): the family finding's fix uninstalls both, then installs the preferred one."""
+    wheels = tmp_path / "wheels"
+    for name in ("opencv-python", "opencv-python-headless"):
+        make_wheel(wheels, name, "4.10.0.84", extra_files={"cv2/__init__.py": f"BUILD = {name!r}\n"})
+    env = make_venv(tmp_path, "env", with_pip=True)
+    pip_install_offline(env, wheels, "opencv-python==4.10.0.84")
+    pip_install_offline(env, wheels, "opencv-python-headless==4.10.0.84")
+
+    def build():
+        return subprocess.run([str(env.python), "-c", "import cv2; print(cv2.BUILD)"], capture_output=True,
+                              text=True, timeout=60).stdout.strip()
+
+    assert build() == "opencv-python-headless"  # the second install overwrote the first one's cv2/
+    report, _ = check_json("--python", str(env.python))
+    [family] = [c for c in report["checks"] if c["id"] == "pip.duplicate-install"]
+    assert [f["kind"] for f in family["fixes"]] == ["pip-uninstall", "pip-install"]
+
+    done = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"uninstall opencv-python opencv-python-headless", done.stdout)
+    assert re.search(r"remove\s+opencv-python-headless", done.stdout)
+    assert re.search(r"reinstall\s+opencv-python\s+4\.10\.0\.84\s+4\.10\.0\.84", done.stdout)
+    assert clean(env.python)
+    assert [ln for ln in pip_freeze(env).splitlines() if ln.startswith("opencv")] == ["opencv-python==4.10.0.84"]
+    assert build() == "opencv-python"  # the kept member's own files, intact
 
 
 def test_unsatisfiable_fix_is_refused_before_anything_changes(broken, state, tmp_path):
@@ -133,7 +170,7 @@ def test_ctrl_c_during_apply_restores_the_snapshot(broken, state, tmp_path):
     make_sdist(wheels, "beta", "2.0", "import time\nopen(os.environ['TBD_MARKER'], 'w').close()\ntime.sleep(300)\n")
     before = pip_freeze(env)
     child = subprocess.Popen([sys.executable, "-c", _BOOT, "fix", "--python", str(env.python), "--yes",
-                              *offline(wheels)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              *offline(wheels), "--only", "pip.*"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=clean_env(TBDOCTOR_STATE_DIR=str(state), TBD_MARKER=str(marker)))
     deadline = time.monotonic() + 120
     while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -205,7 +242,7 @@ def test_uv_environment_without_pip_is_fixed_with_uv_pip(tmp_path, state):
     path = os.path.dirname(uv) + os.pathsep + os.environ["PATH"]
     done = fix("--python", python, "--yes", *offline(wheels), state=state, extra_env={"PATH": path})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Plan (run with uv pip)" in done.stdout and "No issues found" in done.stdout
+    assert "Plan (run with uv pip)" in done.stdout and clean(python)
     assert freeze() == "alpha==1.0\nbeta==2.0\n"
     back = fix("--rollback", state=state, extra_env={"PATH": path})
     assert back.returncode == 0, back.stdout + back.stderr
@@ -265,7 +302,7 @@ def test_externally_managed_interpreter_is_refused_unless_overridden(tmp_path, s
 def test_on_a_terminal_fix_asks_and_no_changes_nothing(broken, state):
     env, wheels = broken
     before = pip_freeze(env)
-    code, screen = on_a_terminal(["fix", "--python", str(env.python), *offline(wheels)], "n\r",
+    code, screen = on_a_terminal(["fix", "--python", str(env.python), *offline(wheels), "--only", "pip.*"], "n\r",
                                   clean_env(TBDOCTOR_STATE_DIR=str(state), TERM="dumb"))
     assert "Apply this plan?" in screen
     assert code == 1

@@ -17,7 +17,7 @@ from tbdoctor import apply as apply_mod, impact as impact_mod, pipcmd, plan as p
 from tbdoctor.commands.check import build_report
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS
 from tbdoctor.facts import redact_text
-from tbdoctor.findings import Report
+from tbdoctor.findings import ERROR, Report
 from tbdoctor.plan import INSTALL, project_key
 from tbdoctor.render import console as console_mod, fixplan
 from tbdoctor.rules.common import installed
@@ -133,7 +133,7 @@ def run(args) -> int:
     target = Target(python, before.target["chosen_by"], tuple(int(p) for p in before.target["version"].split(".")))
     outcome = apply_mod.apply(the_plan, impact, pip, target, facts, before, lambda: _check(args),
                               fixplan.StepPrinter(out))
-    return _report(out, outcome, the_plan)
+    return _report(out, outcome, the_plan, args.only or None)
 
 
 def _confirmed(out) -> bool:
@@ -144,14 +144,15 @@ def _confirmed(out) -> bool:
     return Confirm.ask("Apply this plan?", console=out, default=False)
 
 
-def _report(out, outcome: apply_mod.Outcome, the_plan: plan_mod.Plan) -> int:
+def _report(out, outcome: apply_mod.Outcome, the_plan: plan_mod.Plan, only: list[str] | None) -> int:
     if outcome.after is not None and outcome.status == apply_mod.APPLIED:
         console_mod.render(outcome.after, out)
     if outcome.status == apply_mod.APPLIED:
         _say(out, f"✓ Fix {outcome.message}.")
         if the_plan.manual:
             _say(out, f"{len(the_plan.manual)} manual step(s) above remain for you to do.")
-        return EXIT_PROBLEMS if outcome.after.failed() else EXIT_OK
+        left = [f for f in outcome.after.findings if f.status == ERROR and plan_mod.selected(f, only)]
+        return EXIT_PROBLEMS if left else EXIT_OK  # with --only, the errors it was asked to fix
     _say(out, f"✗ Fix {outcome.status}: {outcome.message}.", "red bold")
     if outcome.restore is not None and outcome.restore.ok:
         done = [f"removed {x}" for x in outcome.restore.removed] + [f"reinstalled {x}" for x in outcome.restore.reinstalled]
