@@ -274,3 +274,10 @@ def test_an_editable_install_is_not_shadowed_by_its_own_project_folder(env, tmp_
     (info / "direct_url.json").unlink()  # the same layout without the editable marker is a real shadow
     report, _ = check_json("--python", str(env.python), "--only", "python", cwd=project)
     assert "python.shadowed-module" in ids(report)
+
+
+def test_an_ascii_only_terminal_gets_ascii_glyphs_not_a_crash(healthy):
+    proc = tbdoctor("check", "--python", str(healthy.python), "--only", "python", "pip",
+                    env=clean_env(PYTHONIOENCODING="ascii"))
+    assert proc.returncode == 0, proc.stderr
+    assert "[+] Python" in proc.stdout and "Traceback" not in proc.stderr
