@@ -28,7 +28,7 @@ from tbdoctor.target import Target
 
 DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
 _MARKER = "@@tbdoctor-result@@"
-_QUIET_ENV = {
+QUIET_ENV = {
     "PYTHONIOENCODING": "utf-8",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONWARNINGS": "ignore",
@@ -91,9 +91,23 @@ def payload_source(filename: str) -> str:
     return files.joinpath("_common.py").read_text(encoding="utf-8") + "\n" + files.joinpath(filename).read_text(encoding="utf-8")
 
 
+def emitted(stdout: str) -> list[dict]:
+    """Every result object a payload printed with ``emit`` (one per rank under torchrun)."""
+    found = []
+    for line in stdout.splitlines():
+        if line.startswith(_MARKER):
+            try:
+                data = json.loads(line[len(_MARKER):])
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                found.append(data)
+    return found
+
+
 def run_payload(target: Target, filename: str, timeout: float, context: dict | None = None) -> dict:
     """Run one payload in the target interpreter and return the object it emitted."""
-    env = dict(os.environ, **_QUIET_ENV)
+    env = dict(os.environ, **QUIET_ENV)
     with tempfile.TemporaryDirectory(prefix="tbdoctor-probe-") as neutral_cwd:
         result = procs.run(
             [target.python, "-", json.dumps(context or {})],
@@ -101,15 +115,9 @@ def run_payload(target: Target, filename: str, timeout: float, context: dict | N
         )
     if result.failure():
         raise ProbeFailed(result.failure(), result.stderr_tail())
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(_MARKER):
-            try:
-                data = json.loads(line[len(_MARKER):])
-            except ValueError:
-                break
-            if isinstance(data, dict):
-                return data
-            break
+    found = emitted(result.stdout)
+    if found:
+        return found[-1]
     raise ProbeFailed("printed no parseable result", result.stderr_tail() or result.stdout[-500:])
 
 

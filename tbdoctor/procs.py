@@ -81,11 +81,6 @@ def run(
     half-done uninstall on KeyboardInterrupt).
     """
     start = time.monotonic()
-    kwargs: dict = {}
-    if _WINDOWS:
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    else:
-        kwargs["start_new_session"] = True
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -96,7 +91,7 @@ def run(
             cwd=cwd,
             encoding="utf-8",
             errors="replace",
-            **kwargs,
+            **_own_group(),
         )
     except FileNotFoundError:
         return ProcResult(tuple(argv), None, not_found=True)
@@ -153,15 +148,10 @@ def start(argv: list[str], log_path: str, env: dict[str, str] | None = None,
           cwd: str | None = None) -> Background:
     """Start ``argv`` in the background in its own process group; stdout and
     stderr go to ``log_path``. Never raises; pair every call with ``stop``."""
-    kwargs: dict = {}
-    if _WINDOWS:
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    else:
-        kwargs["start_new_session"] = True
     try:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, cwd=cwd, **kwargs)
+                                    env=env, cwd=cwd, **_own_group())
     except OSError as exc:
         return Background(tuple(argv), None, log_path, error=exc.strerror or str(exc))
     with _LIVE_LOCK:
@@ -192,6 +182,13 @@ def stop(bg: Background, grace: float = 5.0) -> None:
         pass
     with _LIVE_LOCK:
         _LIVE.discard(proc)
+
+
+def _own_group() -> dict:
+    """Popen arguments that put the child in a process group of its own."""
+    if _WINDOWS:
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
 
 
 def kill_all() -> None:

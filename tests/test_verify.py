@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -278,7 +279,12 @@ def test_serve_keeps_tensorboard_until_ctrl_c(stack_env, tmp_path):
         url = lines[-1].split()[3]
         assert url.startswith("http://127.0.0.1:"), lines
         run_dir = next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("Logdir: "))
-        runs = json.loads(urllib.request.urlopen(url + "data/runs", timeout=30).read())
+        deadline = time.monotonic() + 60  # TensorBoard (re)loads runs in the background
+        while True:
+            runs = json.loads(urllib.request.urlopen(url + "data/runs", timeout=30).read())
+            if "torch" in runs or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert "torch" in runs
         assert leftover_processes(run_dir)  # still serving
         proc.send_signal(signal.SIGINT)

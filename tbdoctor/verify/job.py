@@ -23,7 +23,6 @@ PAYLOADS = {"torch": "train_torch.py", "tf": "train_tf.py"}
 JOB_PHASES = ("import", "data", "train", "log")
 _PHASE_MARK = "@@tbdoctor-phase@@"  # printed by payloads/_job.py
 _DONE_MARK = "@@tbdoctor-phase-done@@"
-_RESULT_MARK = probe._MARKER
 
 
 def context(run_dir: str, options: dict, distributed: bool = False, backend: str = "auto") -> dict:
@@ -37,21 +36,7 @@ def context(run_dir: str, options: dict, distributed: bool = False, backend: str
 
 
 def _env() -> dict:
-    return dict(os.environ, **probe._QUIET_ENV)
-
-
-def results(stdout: str) -> list[dict]:
-    """Every result object the process printed (one per rank under torchrun)."""
-    found = []
-    for line in stdout.splitlines():
-        if line.startswith(_RESULT_MARK):
-            try:
-                data = json.loads(line[len(_RESULT_MARK):])
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                found.append(data)
-    return found
+    return dict(os.environ, **probe.QUIET_ENV)
 
 
 def progress(stdout: str) -> tuple[list[Phase], str]:
@@ -112,7 +97,7 @@ def run_single(target: Target, framework: str, ctx: dict, timeout: float) -> Job
     with tempfile.TemporaryDirectory(prefix="tbdoctor-verify-") as cwd:
         proc = procs.run([target.python, "-", json.dumps(ctx)], timeout=timeout, env=_env(), cwd=cwd,
                          stdin_text=job_source(framework))
-    found = results(proc.stdout)
+    found = probe.emitted(proc.stdout)
     if not found:
         return _died(framework, proc, f"the {framework} job")
     return from_report(found[-1])
@@ -138,7 +123,7 @@ def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float) -> tu
         argv = torchrun_argv(target.python, nproc, script, ctx)
         proc = procs.run(argv, timeout=timeout, env=_env(), cwd=cwd)
         kept = _keep_script(script, ctx["run_dir"])
-    ranks = {r.get("rank"): r for r in results(proc.stdout)}
+    ranks = {r.get("rank"): r for r in probe.emitted(proc.stdout)}
     details = {"nproc": nproc, "backend": ctx.get("backend"), "launcher": "torchrun", "job_script": kept,
                "multi_node_command": multi_node_command(nproc, ctx, kept or "tbdoctor_verify_job.py")}
     if 0 not in ranks:
