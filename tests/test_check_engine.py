@@ -281,3 +281,16 @@ def test_an_ascii_only_terminal_gets_ascii_glyphs_not_a_crash(healthy):
                     env=clean_env(PYTHONIOENCODING="ascii"))
     assert proc.returncode == 0, proc.stderr
     assert "[+] Python" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_pip_configuration_files_and_variables_are_reported_redacted(healthy, tmp_path):
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://alice:s3cretpw@pypi.example.com/simple\n"
+                    "[install]\nfind-links = /srv/wheels\n")
+    report, _ = check_json("--python", str(healthy.python), "--only", "pip",
+                           env=clean_env(PIP_CONFIG_FILE=str(conf), PIP_CONSTRAINT="/srv/constraints.txt"))
+    [config] = by_id(report, "pip.config")
+    assert "global.index-url = https://<redacted>@pypi.example.com/simple" in config["title"]
+    assert "install.find-links = /srv/wheels" in config["title"]
+    assert ":env:.constraint = /srv/constraints.txt" in config["title"]
+    assert "s3cretpw" not in json.dumps(report)

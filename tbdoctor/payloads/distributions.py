@@ -1,5 +1,6 @@
 # Installed distributions, their requirements, and modules shadowed by other folders.
 # Stdlib only, 3.8+. Imports no installed package.
+import email
 import importlib.machinery
 import platform
 import re
@@ -36,12 +37,16 @@ def top_level_names(dist):
     text = dist.read_text("top_level.txt")
     if text:
         return sorted({n.strip().split("/")[0] for n in text.splitlines() if n.strip()})
+    record = dist.read_text("RECORD")  # read directly: dist.files builds an object per line
+    paths = ([line.split(",", 1)[0] for line in record.splitlines()] if record is not None
+             else [str(f) for f in dist.files or ()])
     names = set()
-    for f in dist.files or ():
-        first = f.parts[0] if f.parts else ""
+    for path in paths:
+        parts = path.replace("\\", "/").split("/")
+        first = parts[0]
         if not first or first == ".." or first.endswith((".dist-info", ".egg-info", ".data")) or first == "__pycache__":
             continue
-        if len(f.parts) == 1:
+        if len(parts) == 1:
             if first.endswith(".py"):
                 names.add(first[:-3])
             continue
@@ -65,18 +70,29 @@ def editable_root(dist):
     return url2pathname(unquote(urlparse(url).path))
 
 
+def headers(dist):
+    """The metadata headers, parsed once and without the long description
+    (importlib.metadata re-parses the whole file for every field it returns)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    return email.message_from_string(text.replace("\r\n", "\n").split("\n\n", 1)[0] + "\n")
+
+
 def describe(dist):
     path = getattr(dist, "_path", None)
     meta_dir = str(path) if path is not None else None
-    name = dist.metadata["Name"] if dist.metadata is not None else None
+    meta = headers(dist)
+    name = meta["Name"]
+    requires = meta.get_all("Requires-Dist")
+    if requires is None and name and dist.read_text("requires.txt"):
+        requires = dist.requires  # an egg-info keeps them in requires.txt
     return {
         "name": name,
         "canonical": canonical(name) if name else None,
-        "version": dist.version if name else None,
+        "version": meta["Version"] if name else None,
         "location": os.path.dirname(meta_dir) if meta_dir else None,
         "metadata_dir": meta_dir,
-        "requires": list(dist.requires or ()),
-        "requires_python": dist.metadata["Requires-Python"] if name else None,
+        "requires": list(requires or ()),
+        "requires_python": meta["Requires-Python"] if name else None,
         "installer": (dist.read_text("INSTALLER") or "").strip() or None,
         "top_level": top_level_names(dist) if name else [],
         "editable_root": editable_root(dist) if name else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -24,15 +26,23 @@ def installed(facts: dict) -> dict[str, dict]:
 
 def requirements(facts: dict, dist: dict):
     """The Requirements of ``dist`` that apply in the target (markers evaluated, extras not requested)."""
-    env = dict((facts.get("packages") or {}).get("marker_environment") or {}, extra="")
+    env = tuple(sorted(((facts.get("packages") or {}).get("marker_environment") or {}).items()))
     for raw in dist.get("requires") or ():
-        try:
-            req = Requirement(raw)
-            if req.marker is not None and not req.marker.evaluate(env):
-                continue
-        except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-            continue
-        yield req
+        req = _applicable(raw, env)
+        if req is not None:
+            yield req
+
+
+@functools.lru_cache(maxsize=None)
+def _applicable(raw: str, env: tuple) -> Requirement | None:
+    """``raw`` parsed, or None when it is invalid or its marker is false (several rules ask; parse once)."""
+    try:
+        req = Requirement(raw)
+        if req.marker is not None and not req.marker.evaluate(dict(env, extra="")):
+            return None
+    except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return None
+    return req
 
 
 def wanted(facts: dict, name: str) -> str:
