@@ -10,3 +10,14 @@ ISSUES_URL = "https://github.com/tbdoctor/tbdoctor/issues"
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
+
+
+def read_text(path, label: str) -> str:
+    """The text of a file the user named; any failure is a UsageError starting with ``label``."""
+    from pathlib import Path
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{label}: not a text file") from None

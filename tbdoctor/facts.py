@@ -20,7 +20,7 @@ import re
 import socket
 from pathlib import Path
 
-from tbdoctor.errors import UsageError
+from tbdoctor.errors import UsageError, read_text
 
 SCHEMA = "tbdoctor.facts/1"
 REDACTED = "<redacted>"
@@ -62,12 +62,7 @@ def save(facts: dict, path: str) -> None:
 
 def load(path: str) -> dict:
     """Read a snapshot written by ``--save-facts``; anything else is a UsageError."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--facts {path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--facts {path}: not a text file") from None
+    text = read_text(path, f"--facts {path}")
     try:
         facts = json.loads(text)
     except ValueError as exc:

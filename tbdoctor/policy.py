@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from tbdoctor.errors import UsageError
+from tbdoctor.errors import UsageError, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,12 +74,7 @@ def load_file(name: str) -> Policy:
 
 def load(path: Path) -> Policy:
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"policy {name}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"policy {name}: not a text file") from None
+    text = read_text(path, f"policy {name}")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
