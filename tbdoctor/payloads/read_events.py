@@ -23,6 +23,7 @@ class TruncationLog(logging.Handler):
 def main():
     ctx = context()
     root = ctx["run_dir"]
+    tensorboard_without_tensorflow()  # the loader needs no TensorFlow; importing it costs seconds
     try:
         from tensorboard.backend.event_processing import event_file_loader
         from tensorboard.util import tensor_util
