@@ -20,11 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 from tbdoctor import __version__
+from tbdoctor.probe import ENV_PREFIXES
 from tbdoctor.target import Target
 
 MAX_AGE = 3600.0  # seconds
-_ENV_PREFIXES = ("PYTHON", "PIP_", "CUDA", "NVIDIA_", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "VIRTUAL_ENV",
-                 "CONDA", "UV_", "TF_", "TORCH", "PYTORCH", "XLA_", "HF_", "TBDOCTOR_", "PATH", "HIP_", "ROCM")
 _TOOLS = ("nvidia-smi", "nvcc", "rocm-smi", "tensorboard", "uv")
 
 
@@ -39,7 +38,7 @@ def cache_dir() -> Path:
 def _host_state() -> list[str]:
     """What the host probes depend on, cheaply: env, tools on PATH, driver version, cwd."""
     state = [__version__, os.getcwd()]
-    state += [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(_ENV_PREFIXES)]
+    state += [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)]
     for tool in _TOOLS:
         found = shutil.which(tool)
         state.append(f"{tool}:{found}:{os.stat(found).st_mtime_ns if found else ''}")

@@ -28,6 +28,11 @@ from tbdoctor.target import Target
 
 DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
 _MARKER = "@@tbdoctor-result@@"
+# Environment variables that change what the probes see: the python probe records
+# them as facts, and the facts cache is invalidated when any of them changes.
+ENV_PREFIXES = ("PYTHON", "PIP_", "CUDA", "NVIDIA_", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "VIRTUAL_ENV",
+                "CONDA", "UV_", "PYENV", "TF_", "TORCH", "PYTORCH", "XLA_", "HF_", "HIP_", "ROCM", "TBDOCTOR_",
+                "PATH")
 QUIET_ENV = {
     "PYTHONIOENCODING": "utf-8",
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -141,7 +146,7 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
     children are killed with their process group, and a host probe still
     running at the deadline is abandoned (its thread is a daemon).
     """
-    context = {"cwd": os.getcwd(), "timeout": timeout}
+    context = {"cwd": os.getcwd(), "timeout": timeout, "env_prefixes": ENV_PREFIXES}
     results: dict[str, dict] = {}
     lock = threading.Lock()
 

@@ -51,3 +51,13 @@ def test_an_unwritable_cache_is_not_an_error(env, tmp_path):
     del env_vars["TBDOCTOR_NO_CACHE"]
     report, proc = check_json("--python", str(env.python), *ONLY, env=env_vars)
     assert proc.returncode == 0 and not from_cache(report)
+
+
+def test_every_variable_the_probes_record_invalidates_the_cache(env, tmp_path):
+    first, _ = check_json("--python", str(env.python), "--only", "python", env=cached_env(tmp_path))
+    again, _ = check_json("--python", str(env.python), "--only", "python", env=cached_env(tmp_path))
+    assert from_cache(again)
+    moved, _ = check_json("--python", str(env.python), "--only", "python",
+                          env=cached_env(tmp_path, PYENV_ROOT=str(tmp_path / "pyenv")))
+    assert not from_cache(moved)
+    assert moved["facts"]["python"]["environ"]["PYENV_ROOT"] == str(tmp_path / "pyenv")

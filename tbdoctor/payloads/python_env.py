@@ -3,11 +3,6 @@ import platform
 import site
 import sysconfig
 
-ENV_PREFIXES = ("PYTHON", "PIP_", "CUDA", "NVIDIA_", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH",
-                "VIRTUAL_ENV", "CONDA", "UV_", "PYENV", "TF_", "TORCH", "PYTORCH", "XLA_",
-                "HF_", "PATH")
-
-
 def read_pyvenv_cfg(prefix):
     cfg = {}
     path = os.path.join(prefix, "pyvenv.cfg")
@@ -138,6 +133,6 @@ emit({
     "site_packages": sysconfig.get_path("purelib"),
     "user_site": user_site(),
     "sys_path": sys.path,
-    "environ": {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) or k == "PATH"},
+    "environ": {k: v for k, v in os.environ.items() if k.startswith(tuple(context().get("env_prefixes", ())))},
     "pip": pip_facts(),
 })
