@@ -26,7 +26,8 @@ from tbdoctor import tables
 _VARIANT = re.compile(r"^cu(\d\d)(\d+)$")
 
 
-def _version(text) -> Version | None:
+def parse_version(text) -> Version | None:
+    """``text`` as a Version, or None when it is missing or not a version."""
     try:
         return Version(str(text).strip())
     except (InvalidVersion, TypeError):
@@ -72,7 +73,7 @@ def toolkit_driver(cuda: str, platform: str = "linux") -> str | None:
 
 def driver_supports_cuda(driver: str, cuda: str, platform: str = "linux") -> bool | None:
     """Whether ``driver`` runs a CUDA ``cuda`` runtime (MVC); None when either is unknown."""
-    need, have = _version(min_driver(cuda, platform)), _version(driver)
+    need, have = parse_version(min_driver(cuda, platform)), parse_version(driver)
     if need is None or have is None:
         return None
     return have >= need
@@ -85,12 +86,12 @@ def cuda_families(platform: str = "linux") -> dict[str, str]:
 
 def full_support_cuda(driver: str, platform: str = "linux") -> str | None:
     """The newest CUDA X.Y whose toolkit driver is not newer than ``driver`` (what the driver fully supports)."""
-    have, key = _version(driver), _platform(platform)
+    have, key = parse_version(driver), _platform(platform)
     if have is None:
         return None
     best = None
     for row in tables.load("cuda")["toolkit_driver"]["releases"]:
-        need = _version(row.get(key) or min_driver(row["cuda"], platform))
+        need = parse_version(row.get(key) or min_driver(row["cuda"], platform))
         if need is not None and need <= have and (best is None or Version(row["cuda"]) > best):
             best = Version(row["cuda"])
     return f"{best.major}.{best.minor}" if best else None
@@ -117,7 +118,7 @@ def architecture(cc: str) -> dict | None:
 
 def driver_supports_gpu(driver: str, cc: str) -> bool | None:
     """False when ``driver`` is newer than the last branch that runs GPUs of ``cc`` (it ignores them)."""
-    arch, have = architecture(cc), _version(driver)
+    arch, have = architecture(cc), parse_version(driver)
     if arch is None or have is None:
         return None
     last = arch.get("last_driver_branch")
@@ -183,7 +184,7 @@ def torch_release(torch_version: str | None) -> dict | None:
     if torch_version is None:
         verified = [r for r in rows if r["variants"]]
         return max(verified, key=lambda r: Version(r["version"])) if verified else None
-    parsed = _version(str(torch_version).split("+", 1)[0])
+    parsed = parse_version(str(torch_version).split("+", 1)[0])
     if parsed is None:
         return None
     return next((r for r in rows if Version(r["version"]).release[:2] == parsed.release[:2]), None)
@@ -252,7 +253,7 @@ def torch_releases() -> list[str]:
 
 def tensorflow_config(tf_version: str, platform: str = "linux") -> dict | None:
     """The tested build configuration (python_min/max, cuda, cudnn) of that TF minor release."""
-    parsed = _version(str(tf_version).split("+", 1)[0])
+    parsed = parse_version(str(tf_version).split("+", 1)[0])
     if parsed is None:
         return None
     table = tables.load("tensorflow")["windows_gpu" if _platform(platform) == "windows" else "linux_gpu"]

@@ -20,9 +20,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from tbdoctor import procs
+from tbdoctor.compat import parse_version
 
 INSTALL_TIMEOUT = 3600.0  # a CUDA torch download is a few GB
 QUERY_TIMEOUT = 600.0
@@ -55,13 +56,6 @@ def source_options(index_url=None, extra_index_urls=(), find_links=(), constrain
     return tuple(argv)
 
 
-def _version(text) -> Version | None:
-    try:
-        return Version(text) if text else None
-    except InvalidVersion:
-        return None
-
-
 def errors_of(result: procs.ProcResult) -> str:
     """pip's ERROR lines (or the end of its stderr): what a user needs to read."""
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR:")]
@@ -80,7 +74,7 @@ class Pip:
     def for_facts(cls, facts: dict, sources: tuple[str, ...] = (), break_system: bool = False) -> "Pip":
         py = facts.get("python") or {}
         pip = py.get("pip") or {}
-        version = _version(pip.get("version")) if pip.get("installed") else None
+        version = parse_version(pip.get("version")) if pip.get("installed") else None
         use_uv = version is None and py.get("env_kind") == "uv" and shutil.which("uv") is not None
         return cls(facts["target"]["python"], use_uv, version, tuple(sources), break_system)
 

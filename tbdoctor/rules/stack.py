@@ -11,9 +11,10 @@ import re
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from tbdoctor import tables
+from tbdoctor.compat import parse_version
 from tbdoctor.findings import ERROR, Finding, Fix
 from tbdoctor.rules.common import installed, pip_install, pip_uninstall, requirements, wanted
 
@@ -39,10 +40,7 @@ _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
 
 def version_of(facts: dict, name: str) -> Version | None:
     dist = installed(facts).get(canonicalize_name(name))
-    try:
-        return Version(dist["version"]) if dist else None
-    except InvalidVersion:
-        return None
+    return parse_version(dist["version"]) if dist else None
 
 
 def _matches(facts: dict, when: dict) -> dict[str, str] | None:
