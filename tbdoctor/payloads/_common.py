@@ -1,6 +1,7 @@
 # Prepended to every payload. Standard library only, Python 3.8+.
 import json
 import os
+import re
 import sys
 
 MARKER = "@@tbdoctor-result@@"
@@ -112,3 +113,38 @@ def tensorboard_without_tensorflow():
     import types
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
     return importlib.util.find_spec("tensorflow") is not None
+
+
+def canonical(name):
+    """A distribution name normalised as PEP 503 does (tb-nightly == TB_Nightly)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def headers(dist):
+    """The metadata headers, parsed once and without the long description
+    (importlib.metadata re-parses the whole file for every field it returns)."""
+    import email
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    return email.message_from_string(text.replace("\r\n", "\n").split("\n\n", 1)[0] + "\n")
+
+
+def top_level_names(dist):
+    """The importable top-level names a distribution installs (top_level.txt, else RECORD)."""
+    text = dist.read_text("top_level.txt")
+    if text:
+        return sorted({n.strip().split("/")[0] for n in text.splitlines() if n.strip()})
+    record = dist.read_text("RECORD")  # read directly: dist.files builds an object per line
+    paths = ([line.split(",", 1)[0] for line in record.splitlines()] if record is not None
+             else [str(f) for f in dist.files or ()])
+    names = set()
+    for path in paths:
+        parts = path.replace("\\", "/").split("/")
+        first = parts[0]
+        if not first or first == ".." or first.endswith((".dist-info", ".egg-info", ".data")) or first == "__pycache__":
+            continue
+        if len(parts) == 1:
+            if first.endswith(".py"):
+                names.add(first[:-3])
+            continue
+        names.add(first)
+    return sorted(n for n in names if n.isidentifier())

@@ -1,15 +1,10 @@
 # Installed distributions, their requirements, and modules shadowed by other folders.
 # Stdlib only, 3.8+. Imports no installed package.
-import email
 import importlib.machinery
 import platform
 import re
 
 from importlib import metadata
-
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def marker_environment():
@@ -33,27 +28,6 @@ def marker_environment():
     }
 
 
-def top_level_names(dist):
-    text = dist.read_text("top_level.txt")
-    if text:
-        return sorted({n.strip().split("/")[0] for n in text.splitlines() if n.strip()})
-    record = dist.read_text("RECORD")  # read directly: dist.files builds an object per line
-    paths = ([line.split(",", 1)[0] for line in record.splitlines()] if record is not None
-             else [str(f) for f in dist.files or ()])
-    names = set()
-    for path in paths:
-        parts = path.replace("\\", "/").split("/")
-        first = parts[0]
-        if not first or first == ".." or first.endswith((".dist-info", ".egg-info", ".data")) or first == "__pycache__":
-            continue
-        if len(parts) == 1:
-            if first.endswith(".py"):
-                names.add(first[:-3])
-            continue
-        names.add(first)
-    return sorted(n for n in names if n.isidentifier())
-
-
 def editable_root(dist):
     """The project folder of an editable install (PEP 660 direct_url.json), or None."""
     try:
@@ -68,13 +42,6 @@ def editable_root(dist):
     from urllib.parse import unquote, urlparse
     from urllib.request import url2pathname
     return url2pathname(unquote(urlparse(url).path))
-
-
-def headers(dist):
-    """The metadata headers, parsed once and without the long description
-    (importlib.metadata re-parses the whole file for every field it returns)."""
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    return email.message_from_string(text.replace("\r\n", "\n").split("\n\n", 1)[0] + "\n")
 
 
 def describe(dist):

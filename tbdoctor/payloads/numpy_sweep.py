@@ -16,10 +16,6 @@ _MAX_PACKAGES = 60
 _WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def needs_numpy(dist):
     for raw in dist.requires or ():
         head = re.split(r"[\s;<>=!~\[(]", raw.strip(), maxsplit=1)[0]
@@ -29,21 +25,14 @@ def needs_numpy(dist):
 
 
 def modules_of(dist):
-    text = dist.read_text("top_level.txt")
-    names = set()
-    if text:
-        names = {n.strip().split("/")[0] for n in text.splitlines() if n.strip()}
-    else:
-        for f in dist.files or ():
-            if len(f.parts) > 1 and not f.parts[0].endswith((".dist-info", ".egg-info", ".data")):
-                names.add(f.parts[0])
-    return sorted(n for n in names if n.isidentifier() and not n.startswith("_") and n not in ("tests", "test"))
+    return [n for n in top_level_names(dist) if not n.startswith("_") and n not in ("tests", "test")]
 
 
 def dependents():
     seen, found = set(), []
     for dist in metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata is not None else None
+        meta = headers(dist)
+        name = meta["Name"]
         if not name or canonical(name) in seen:
             continue
         seen.add(canonical(name))
@@ -51,7 +40,7 @@ def dependents():
             continue
         modules = modules_of(dist)
         if modules:
-            found.append({"name": name, "version": dist.version, "modules": modules})
+            found.append({"name": name, "version": meta["Version"], "modules": modules})
     return sorted(found, key=lambda d: canonical(d["name"]))
 
 

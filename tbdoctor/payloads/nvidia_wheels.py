@@ -50,12 +50,12 @@ def wheels():
             continue
         for folder in names:
             match = _DIST_INFO.match(folder)
-            canonical = re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
-            if not match or not _WANTED.match(canonical) or canonical in seen:
+            key = canonical(match.group(1)) if match else ""
+            if not match or not _WANTED.match(key) or key in seen:
                 continue  # not NVIDIA's, or shadowed by an earlier sys.path entry
-            seen.add(canonical)
+            seen.add(key)
             path = os.path.join(site, folder)
-            found.append({"name": _name(path, canonical), "canonical": canonical, "version": match.group(2),
+            found.append({"name": _name(path, key), "canonical": key, "version": match.group(2),
                           "location": site, "libraries": _libraries(site, path)})
     return sorted(found, key=lambda w: w["canonical"])
 

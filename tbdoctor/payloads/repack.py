@@ -14,10 +14,6 @@ _SKIP_INFO = ("RECORD", "INSTALLER", "REQUESTED", "RECORD.jws", "RECORD.p7s")  #
 _DEFAULT_WHEEL = "Wheel-Version: 1.0\nGenerator: tbdoctor\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
 
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def escape(text):
     return re.sub(r"[^\w\d.+]+", "_", text)
 
