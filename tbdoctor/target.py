@@ -29,6 +29,10 @@ class Target:
         return {"python": self.python, "chosen_by": self.chosen_by,
                 "version": ".".join(map(str, self.version))}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Target":
+        return cls(data["python"], data["chosen_by"], tuple(int(part) for part in data["version"].split(".")))
+
 
 def interpreter_in(prefix: Path) -> Path | None:
     """The interpreter of an environment directory (venv, conda), on any platform."""

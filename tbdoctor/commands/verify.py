@@ -87,7 +87,7 @@ def after_check(args, report, check_code: int, strict: bool) -> int:
     if args.facts:
         raise UsageError("--verify runs the job in a live interpreter: it cannot be combined with --facts")
     from tbdoctor import render
-    chosen = target_mod.choose(args.python)
+    chosen = target_mod.Target.from_dict(report.target)  # the interpreter the check just diagnosed
     if args.json:
         from tbdoctor.render import json_report
         _outcome, code = execute(chosen, Options(), True, False, extra=json_report.to_dict(render.redacted(report)))
