@@ -108,13 +108,19 @@ def cached_venv(factory, name: str, *requirements: str) -> Venv:
     path = root / f"{name}-{key}"
     python = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not (path / ".complete").exists():
+        # Built under a lock: test sessions running side by side never see or break a
+        # half-built venv (a venv is not relocatable, so it cannot be built aside and renamed).
+        import fcntl
         import shutil
-        shutil.rmtree(path, ignore_errors=True)
         root.mkdir(parents=True, exist_ok=True)
-        built = make_venv(root, path.name, with_pip=True)
-        if requirements:
-            pip_install(built, *requirements)
-        (path / ".complete").write_text("\n".join(requirements))
+        with open(root / f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (path / ".complete").exists():
+                shutil.rmtree(path, ignore_errors=True)
+                built = make_venv(root, path.name, with_pip=True)
+                if requirements:
+                    pip_install(built, *requirements)
+                (path / ".complete").write_text("\n".join(requirements))
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                capture_output=True, text=True, check=True).stdout.strip())
     return Venv(path, python, site)
