@@ -250,11 +250,16 @@ def test_help_and_version():
 def test_interrupt_exits_130_without_traceback(env):
     import subprocess
     from conftest import _BOOT
-    (env.site / "slow.py").write_text("import time\ntime.sleep(30)\n")
+    started = env.path / "probe-started"
+    (env.site / "slow.py").write_text(f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(30)\n")
     (env.site / "slow.pth").write_text("import slow\n")
     proc = subprocess.Popen([sys.executable, "-c", _BOOT, "check", "--python", str(env.python)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-    time.sleep(2)
+    for _ in range(600):  # Ctrl-C while a probe runs (not while tbdoctor itself is still starting)
+        if started.exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
