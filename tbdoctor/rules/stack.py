@@ -165,6 +165,9 @@ def _advice(facts: dict, package: str, version: str | None, error: dict) -> tupl
     if reason == "protobuf-gencode-too-old":
         return (f"Upgrade {package} (its generated code predates protobuf 4), or pin protobuf<=3.20.3.",
                 (pip_install(facts, package, options=("--upgrade",)),))
+    if reason == "numpy-array-scalar":  # the known-bad pair says this when the package facts are there
+        return (f"Upgrade {package} to a release that converts array scalars itself (tensorboardX >= 2.6.2), "
+                "or pin numpy<2.4.", (pip_install(facts, package, options=("--upgrade",)),))
     if reason == "pkg-resources-missing":
         return f"Upgrade {package}, or restore pkg_resources with setuptools<82.", (pip_install(facts, "setuptools<82"),)
     if reason == "missing-module":
