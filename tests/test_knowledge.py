@@ -70,3 +70,4 @@ def test_driver_newer_than_knowledge_end_to_end_and_the_date_in_every_format(tmp
                                                               "--format", "markdown").stdout
     assert f'name="knowledge_base" value="{compat.kb_date()}"' in tbdoctor("check", "--facts", str(facts_file),
                                                                          "--format", "junit").stdout
+    assert f"knowledge base of {compat.kb_date()}" in tbdoctor("report", "--facts", str(facts_file)).stdout

@@ -120,3 +120,23 @@ def test_tensorboardx_numpy_scalar_is_named_and_tensorflows_pin_is_kept(stack_en
     after, _ = check_json("--python", str(env.python))
     assert "tensorboardx.numpy-scalar" not in ids(after) and by_id(after, "tensorboardx.version")[0]["status"] == "ok"
     assert after["knowledge_base"]["date"]  # every report says how old its knowledge is
+
+
+@pytest.mark.parametrize("nightly, fires", [("2.21.0a20251023", True), ("2.21.0a20260201", True),
+                                            ("2.21.0a20260304", True), ("2.21.0a20260305", False)])
+def test_tb_nightly_cutoff_is_the_day_after_pr_7057(nightly, fires):
+    """PR #7057 (no more `import pkg_resources`) was merged on 2026-03-04; PyPI keeps no nightly
+    after 2.21.0a20251023, so the later ones are checked on their version numbers only."""
+    assert ("tensorboard.pkg-resources-missing" in _fired([("tb-nightly", nightly), ("setuptools", "82.0.1")])) is fires
+
+
+@pytest.mark.parametrize("pins, fix", [
+    ([], ["tensorboard>=2.17.1"]),
+    ([("tensorflow", "2.16.2", ["tensorboard<2.17,>=2.16"])], ["numpy<2"]),    # TF 2.16 pins tensorboard 2.16
+    ([("tensorflow", "2.17.1", ["tensorboard<2.18,>=2.17"])], ["tensorboard>=2.17.1"]),  # 2.17.1 fits that pin
+])
+def test_numpy2_fix_keeps_tensorflows_pin(pins, fix):
+    dists = [dist("tensorboard", "2.16.2"), dist("numpy", "2.4.6")] + [dist(n, v, requires=r) for n, v, r in pins]
+    [f] = [f for f in stack.known_bad_pairs(make_facts(packages=packages_facts(*dists)))
+           if f.id == "tensorboard.numpy2-incompatible"]
+    assert list(f.fixes[0].packages) == fix
