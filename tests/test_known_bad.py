@@ -140,3 +140,24 @@ def test_numpy2_fix_keeps_tensorflows_pin(pins, fix):
     [f] = [f for f in stack.known_bad_pairs(make_facts(packages=packages_facts(*dists)))
            if f.id == "tensorboard.numpy2-incompatible"]
     assert list(f.fixes[0].packages) == fix
+
+
+def test_every_pair_is_well_formed():
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from tbdoctor import tables
+    for pair in tables.load("known_bad")["pair"]:
+        assert pair["source"] and pair["status"] in ("error", "warning") and pair["title"] and pair["detail"]
+        assert all(SpecifierSet(spec) for spec in pair["when"].values())
+        assert all(Requirement(r) for r in pair["fix"] + pair.get("fallback", []))
+        assert pair.get("explains", "other") in stack.REASONS
+
+
+@pytest.mark.parametrize("a, b, overlap", [
+    (">=2.21", "~=2.20.0", False), (">=2.21", ">=2.19", True), (">=2.17.1", "<2.17,>=2.16", False),
+    (">=2.17.1", "<2.18,>=2.17", True), ("<82", ">=40", True), ("<2.4", "==2.4.*", False), (">2.21", "<2.23", True),
+])
+def test_pin_overlap(a, b, overlap):
+    from packaging.specifiers import SpecifierSet
+    from tbdoctor.rules.common import _overlap
+    assert _overlap(SpecifierSet(a), SpecifierSet(b)) is overlap
