@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-from tbdoctor import __version__
+from tbdoctor import __version__, tables
 from tbdoctor.errors import EXIT_INTERNAL, EXIT_USAGE, ISSUES_URL, UsageError
 from tbdoctor.render import FORMATS
 
@@ -167,7 +167,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tbdoctor", description="The deep-learning environment doctor.")
-    parser.add_argument("--version", action="version", version=f"tbdoctor {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"tbdoctor {__version__} (knowledge base of {tables.load('knowledge')['date']})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, define) in COMMANDS.items():
         define(sub.add_parser(name, help=help_text, description=help_text))

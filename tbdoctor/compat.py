@@ -84,6 +84,13 @@ def cuda_families(platform: str = "linux") -> dict[str, str]:
     return dict(tables.load("cuda")["minor_version_compatibility"][_platform(platform)])
 
 
+def _row_driver(row: dict, key: str, platform: str) -> str | None:
+    """A toolkit row's driver; Windows rows of 13.1+ (no bundled driver) take the 13.x floor; None when unknown."""
+    if key in row:
+        return row[key]
+    return min_driver(row["cuda"], platform) if key == "windows" and "linux" in row else None
+
+
 def full_support_cuda(driver: str, platform: str = "linux") -> str | None:
     """The newest CUDA X.Y whose toolkit driver is not newer than ``driver`` (what the driver fully supports)."""
     have, key = parse_version(driver), _platform(platform)
@@ -91,7 +98,7 @@ def full_support_cuda(driver: str, platform: str = "linux") -> str | None:
         return None
     best = None
     for row in tables.load("cuda")["toolkit_driver"]["releases"]:
-        need = parse_version(row.get(key) or min_driver(row["cuda"], platform))
+        need = parse_version(_row_driver(row, key, platform))
         if need is not None and need <= have and (best is None or Version(row["cuda"]) > best):
             best = Version(row["cuda"])
     return f"{best.major}.{best.minor}" if best else None
@@ -213,6 +220,8 @@ def torch_arch_list(torch_version: str | None, variant: str) -> list[str] | None
     if row is None:
         return None
     version = Version(row["version"])
+    if variant not in row["variants"]:
+        return None  # a build the table does not list (or a release whose builds are unknown)
     for entry in _torch()["arch_lists"]["list"]:
         try:
             in_range = version in SpecifierSet(entry["torch"])
@@ -258,3 +267,43 @@ def tensorflow_config(tf_version: str, platform: str = "linux") -> dict | None:
         return None
     table = tables.load("tensorflow")["windows_gpu" if _platform(platform) == "windows" else "linux_gpu"]
     return next((dict(r) for r in table["list"] if Version(r["version"]).release[:2] == parsed.release[:2]), None)
+
+
+# --- the limits of this knowledge --------------------------------------------
+
+def kb_date() -> str:
+    """The month the knowledge base was last brought up to date ("2026-12")."""
+    return tables.load("knowledge")["date"]
+
+
+def newest_known(kind: str) -> str | None:
+    """The newest driver, cuda, torch, tensorflow or tensorboard version the knowledge base knows."""
+    if kind == "driver":  # branches are numbered alike on Linux and Windows (R610 = 61x.yy)
+        values = [r[k] for r in tables.load("cuda")["toolkit_driver"]["releases"] for k in ("linux", "windows") if k in r]
+    elif kind == "cuda":
+        values = [r["cuda"] for r in tables.load("cuda")["toolkit_driver"]["releases"]]
+    elif kind == "torch":
+        values = [r["version"] for r in _torch()["releases"]["list"]]
+    elif kind == "tensorflow":
+        values = [r["version"] for r in tables.load("tensorflow")["linux_gpu"]["list"]]
+    elif kind == "tensorboard":
+        values = [tables.load("knowledge")["tensorboard"]["newest"]]
+    else:
+        raise ValueError(kind)
+    parsed = [(v, text) for v, text in zip(map(parse_version, values), values) if v is not None]
+    return max(parsed)[1] if parsed else None
+
+
+def newer_than_kb(kind: str, version) -> bool:
+    """Whether ``version`` is newer than anything of that kind in the knowledge base.
+
+    Compared at the precision the tables have: drivers by branch (610 of
+    610.43.02), CUDA and the frameworks by major.minor (a patch release of a
+    known minor release is known).
+    """
+    have = parse_version(str(version or "").split("+", 1)[0])
+    newest = parse_version(newest_known(kind))
+    if have is None or newest is None:
+        return False
+    digits = 1 if kind == "driver" else 2
+    return have.release[:digits] > newest.release[:digits]

@@ -93,7 +93,9 @@ def test_architectures_and_frameworks():
     assert compat.architecture("6.1")["last_driver_branch"] == "580"
     assert compat.driver_supports_gpu("595.71.05", "6.1") is False and compat.driver_supports_gpu("580.95.05", "6.1")
     assert compat.cuda_supports_cc("13.0", "7.0") is False and compat.cuda_supports_cc("12.9", "7.0") is True
-    assert compat.torch_arch_list("2.13", "cu130")[-1] == "compute_120"
+    # release wheels of cu130 carry no PTX (pytorch PRs #175567, #188914); cu118 has no sm_61 (builder list)
+    assert compat.torch_arch_list("2.13", "cu130")[-1] == "sm_120" and "sm_61" not in compat.torch_arch_list("2.7", "cu118")
+    assert compat.torch_arch_list("2.15", "cu130") is None  # 2.15's builds are unknown: no row is borrowed
     assert compat.torch_python_range("2.15") == ("3.11", "3.15")
     assert compat.tensorflow_config("2.15.1") == {"version": "2.15.0", "python_min": "3.9", "python_max": "3.11",
                                                   "cudnn": "8.9", "cuda": "12.2"}
@@ -181,3 +183,60 @@ def test_kernel_module_version_texts():
     assert system.parse_module_version(proprietary) == "535.104.05"
     assert system.parse_module_version(open_module) == "550.54.15"
     assert system.parse_module_version(None) is None and system.parse_module_version("garbage") is None
+
+
+# --- corrections of the December 2026 audit (shared/research/kb-audit-2026-12.md) ---
+
+@pytest.mark.parametrize("name, cc", [
+    ("NVIDIA GeForce RTX 2050", "8.6"), ("Quadro K2000", "3.0"), ("Quadro K4000", "3.0"),
+    ("NVIDIA GeForce GTX 780M", "3.0"), ("NVIDIA GeForce GTX 780", "3.5"), ("Quadro M1200", "5.0"),
+    ("Quadro M2000M", "5.0"), ("Quadro M4000", "5.2"), ("NVIDIA T400", "7.5"), ("NVIDIA T1000 8GB", "7.5"),
+    ("NVIDIA GeForce GTX 1630", "7.5"), ("NVIDIA GeForce GT 1030", "6.1"), ("NVIDIA GeForce MX570", "8.6"),
+    ("NVIDIA RTX 4000 SFF Ada Generation", "8.9"), ("Tesla M10", "5.0"), ("Quadro K2200", "5.0"),
+    ("NVIDIA Tegra X1", "5.3"), ("Tesla K10.G2.8GB", "3.0"), ("Tesla K40m", "3.5"), ("NVIDIA GeForce RTX 2060", "7.5"),
+])
+def test_gpu_names_audited(name, cc):
+    assert compat.gpu_compute_capability(name) == cc
+
+
+def test_xavier_needs_cuda_10_and_python_eol_is_october_1():
+    assert compat.cuda_supports_cc("9.2", "7.2") is False and compat.cuda_supports_cc("10.0", "7.2") is True
+    assert compat.cuda_supports_cc("9.2", "7.0") is True
+    eol = tables.load("python")["eol"]
+    assert [eol[f"3.{m}"] for m in range(10, 16)] == [f"{2016 + m}-10-01" for m in range(10, 16)]
+
+
+def test_cuda_rows_added_and_rows_without_a_driver_never_match():
+    assert compat.toolkit_driver("13.3") == "610.43.02" and compat.toolkit_driver("12.3.2") == "545.23.08"
+    assert compat.toolkit_driver("13.4") is None  # released, driver not verified: unknown, not guessed
+    assert compat.full_support_cuda("610.43.02") == "13.3" and compat.full_support_cuda("600.1") == "13.2"
+
+
+def test_newer_than_knowledge():
+    assert compat.kb_date() == tables.load("knowledge")["date"]
+    assert compat.newest_known("driver") == "610.43.02" and compat.newest_known("cuda") == "13.5.0"
+    assert compat.newer_than_kb("driver", "615.20") and not compat.newer_than_kb("driver", "610.99.01")
+    assert compat.newer_than_kb("cuda", "13.6") and not compat.newer_than_kb("cuda", "13.5.1")
+    assert compat.newer_than_kb("torch", "2.16.0+cu132") and not compat.newer_than_kb("torch", "2.15.0")
+    assert compat.newer_than_kb("tensorflow", "2.22.0") and not compat.newer_than_kb("tensorflow", "2.21.0")
+    assert compat.newer_than_kb("tensorboard", "2.22.0") and not compat.newer_than_kb("tensorboard", "2.21.0a20251023")
+    assert not compat.newer_than_kb("torch", "banana")
+
+
+def test_compat_old_driver_gets_the_newest_release_that_fits():
+    """R470 runs CUDA 11.x: torch 2.7 cu118 is the answer, not "nothing fits" (only 2.14 was looked at)."""
+    proc = tbdoctor("compat", "--driver", "470.82.01")
+    assert proc.returncode == 0, proc.stderr
+    assert "Best: torch 2.7 cu118: pip install 'torch==2.7.*' --index-url https://download.pytorch.org/whl/cu118" \
+        in proc.stdout
+    data = json.loads(tbdoctor("compat", "--driver", "470.82.01", "--cc", "6.1", "--json").stdout)
+    assert (data["best"]["torch"], data["best"]["variant"]) == ("2.7", "cu118")
+    assert data["knowledge_base"]["date"] == compat.kb_date()
+
+
+def test_compat_says_when_a_version_is_newer_than_its_knowledge():
+    proc = tbdoctor("compat", "--driver", "620.10.01")
+    assert f"newer than tbdoctor's knowledge of {compat.kb_date()}" in proc.stdout
+    proc = tbdoctor("compat", "--driver", "580.95.05", "--torch", "2.16")
+    assert proc.returncode == 2 and f"newer than tbdoctor's knowledge of {compat.kb_date()}" in proc.stderr
+    assert tbdoctor("--version").stdout.strip().endswith(f"(knowledge base of {compat.kb_date()})")

@@ -21,7 +21,7 @@ def _driver_section(driver: str, platform: str) -> dict:
                  "supported": compat.driver_supports_cuda(driver, f"{major}.0", platform)}
                 for major, need in sorted(compat.cuda_families(platform).items(), key=lambda kv: int(kv[0]))]
     return {"version": driver, "full_support_cuda": compat.full_support_cuda(driver, platform),
-            "cuda_families": families}
+            "cuda_families": families, "newer_than_knowledge": compat.newer_than_kb("driver", driver)}
 
 
 def _gpu_section(gpu: str | None, cc: str | None, driver: str | None) -> dict:
@@ -62,17 +62,17 @@ def answer(driver: str | None, gpu: str | None, cc: str | None, torch: str | Non
         raise UsageError(f"--driver {driver!r}: not a driver version (e.g. 535.104.05)")
     if cc is not None and not re.fullmatch(r"\d+\.\d+", cc):
         raise UsageError(f"--cc {cc!r}: not a compute capability (e.g. 8.6)")
+    if torch is not None and compat.newer_than_kb("torch", torch):
+        raise UsageError(f"--torch {torch!r}: newer than tbdoctor's knowledge of {compat.kb_date()} "
+                         f"(the newest release it knows is {compat.newest_known('torch')})")
     if torch is not None and compat.torch_release(torch) is None:
         known = ", ".join(compat.torch_releases())
         raise UsageError(f"--torch {torch!r}: not a torch release tbdoctor knows ({known})")
     gpu_section = _gpu_section(gpu, cc, driver) if (gpu or cc) else None
     cc = gpu_section["compute_capability"] if gpu_section else None
-    if torch:
-        versions = [torch]
-    elif cc:
-        versions = [v for v in reversed(compat.torch_releases()) if compat.torch_variants(v)]
-    else:
-        versions = [compat.latest_torch()]
+    # Without --torch every release is considered, newest first: the best answer is the newest
+    # release that fits the driver and the GPU, which for an old driver is not the latest one.
+    versions = [torch] if torch else [v for v in reversed(compat.torch_releases()) if compat.torch_variants(v)]
     rows = [_torch_row(v, driver, cc, platform) for v in versions]
     best_row = next((r for r in rows if r["best"]), None) if not gpu_section or gpu_section["driver_ok"] is not False \
         else None
@@ -81,7 +81,7 @@ def answer(driver: str | None, gpu: str | None, cc: str | None, torch: str | Non
         url = compat.torch_index_url(best_row["best"])
         best = {"torch": best_row["version"], "variant": best_row["best"], "index_url": url,
                 "command": f"pip install 'torch=={best_row['version']}.*' --index-url {url}"}
-    return {"schema": SCHEMA, "platform": platform,
+    return {"schema": SCHEMA, "platform": platform, "knowledge_base": {"date": compat.kb_date()},
             "driver": _driver_section(driver, platform) if driver else None,
             "gpu": gpu_section, "torch": rows, "best": best}
 
@@ -90,12 +90,24 @@ def _yes(value) -> str:
     return {True: "yes", False: "no ", None: " ? "}[value]
 
 
+def _shown(data: dict) -> list[dict]:
+    """The release rows worth printing: all of them for a GPU question, else the latest and the best."""
+    rows = data["torch"]
+    if data["gpu"] or len(rows) <= 1:
+        return rows
+    best = data["best"]["torch"] if data["best"] else None
+    return [r for i, r in enumerate(rows) if i == 0 or r["version"] == best]
+
+
 def render(data: dict) -> str:
     out = []
     driver, gpu = data["driver"], data["gpu"]
     if driver:
         out.append(f"Driver {driver['version']} ({data['platform']}): full support up to CUDA "
                    f"{driver['full_support_cuda'] or '? (older than every toolkit tbdoctor knows)'}")
+        if driver["newer_than_knowledge"]:
+            out.append(f"  This driver is newer than tbdoctor's knowledge of {data['knowledge_base']['date']}: "
+                       "it supports at least that CUDA, probably newer ones")
         out.append("  CUDA runtimes it can run (minor-version compatibility, what pip wheels need):")
         for fam in driver["cuda_families"]:
             out.append(f"    {_yes(fam['supported'])}  CUDA {fam['cuda_major']}.x  (needs driver >= {fam['min_driver']})")
@@ -110,7 +122,7 @@ def render(data: dict) -> str:
         if gpu["driver_ok"] is False:
             out.append(f"  Driver {driver['version']} ignores this GPU: install the R{gpu['last_driver_branch']} "
                        "(legacy) driver branch")
-    for row in data["torch"]:
+    for row in _shown(data):
         out.append(f"PyTorch {row['version']} (Python {row['python'][0]}-{row['python'][1]}; "
                    f"plain `pip install torch` on Linux gets {row['pypi_default'] or '?'}):")
         if not row["variants"]:
@@ -122,6 +134,9 @@ def render(data: dict) -> str:
             if v["gpu_ok"] is not None or gpu:
                 marks.append(f"GPU {_yes(v['gpu_ok']).strip()}")
             out.append(f"    {v['variant']:<6} CUDA {v['cuda']:<5} {', '.join(marks)}")
+    hidden = len(data["torch"]) - len(_shown(data))
+    if hidden:
+        out.append(f"  ({hidden} other release{'s' if hidden != 1 else ''} checked: `--json` lists them)")
     best = data["best"]
     if best:
         out.append(f"Best: torch {best['torch']} {best['variant']}: {best['command']}")
@@ -130,6 +145,7 @@ def render(data: dict) -> str:
     else:
         out.append("Best: no CUDA build of PyTorch tbdoctor knows fits; use the CPU build "
                    f"({compat.torch_index_url('cpu')}) or upgrade the driver")
+    out.append(f"(knowledge base of {data['knowledge_base']['date']})")
     return "\n".join(out) + "\n"
 
 

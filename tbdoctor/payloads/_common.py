@@ -31,6 +31,7 @@ _REASONS = (
                    "_multiarray_umath failed to import", "may indicate binary incompatibility",
                    "compiled against ABI version", "compiled against API version")),
     ("numpy-removed-alias", ("was removed in the NumPy 2.0 release", "module 'numpy' has no attribute")),
+    ("numpy-array-scalar", ("only 0-dimensional arrays can be converted to Python scalars",)),
     ("protobuf-gencode-too-old", ("Descriptors cannot be created directly",)),
     ("protobuf-runtime-too-old", ("cannot import name 'builder' from 'google.protobuf.internal'",
                                   "cannot import name 'runtime_version' from 'google.protobuf'",

@@ -14,6 +14,7 @@ import json
 
 from packaging.utils import canonicalize_name
 
+from tbdoctor import compat
 from tbdoctor.findings import SECTIONS, Report
 from tbdoctor.render.markdown import ICON, block, cell, code, headline, problems, table
 
@@ -112,7 +113,8 @@ def to_dict(report: Report) -> dict:
             "sections": [{"title": s["title"], "rows": [list(r) for r in s["rows"]]} for s in sections],
             "packages": [d for d in (facts.get("packages") or {}).get("distributions") or []
                          if any(p in canonicalize_name(d.get("name") or "") for p in _RELEVANT)],
-            "probes": probes, "checks": [f.to_dict() for f in report.findings]}
+            "probes": probes, "checks": [f.to_dict() for f in report.findings],
+            "knowledge_base": {"date": compat.kb_date()}}
 
 
 def to_json(report: Report) -> str:
@@ -123,7 +125,8 @@ def to_markdown(report: Report) -> str:
     data = to_dict(report)
     out = [f"# tbdoctor report: {headline(report)}",
            f"tbdoctor {cell(report.tbdoctor_version)} · target {code(report.target.get('python'))} "
-           f"(chosen by {cell(report.target.get('chosen_by'))}) · collected {cell(data['collected_at'])}"]
+           f"(chosen by {cell(report.target.get('chosen_by'))}) · collected {cell(data['collected_at'])} "
+           f"· knowledge base of {data['knowledge_base']['date']}"]
     out += [f"> {cell(note)}" for note in report.notes]
     for section in data["sections"]:
         out.append(f"## {section['title']}")

@@ -10,6 +10,7 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
+from tbdoctor import compat
 from tbdoctor.findings import ERROR, INFO, OK, SECTIONS, SKIPPED, WARNING, Report, worst
 
 _STYLE = {OK: "green", INFO: "blue", WARNING: "yellow", ERROR: "red", SKIPPED: "dim"}
@@ -74,6 +75,7 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
     console.print()
     status, text = _summary(report)
     console.print(Text(f"{glyph[status]} {text}", style=_STYLE[status]))
+    console.print(Text(f"Knowledge base of {compat.kb_date()}", style="dim"))
 
 
 def _finding(console: Console, f, glyph: dict, verbose: bool) -> None:

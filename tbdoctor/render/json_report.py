@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tbdoctor import compat
 from tbdoctor.findings import Report
 
 SCHEMA = "tbdoctor.report/1"
@@ -17,6 +18,7 @@ def to_dict(report: Report) -> dict:
         "summary": report.summary(),
         "checks": [f.to_dict() for f in report.findings],
         "notes": list(report.notes),
+        "knowledge_base": {"date": compat.kb_date()},
         "facts": report.facts,
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from tbdoctor import compat
 from tbdoctor.findings import ERROR, SKIPPED, WARNING, Finding, Report
 
 # Characters XML 1.0 cannot carry at all (escaping does not help): drop them.
@@ -56,6 +57,7 @@ def render(report: Report, strict: bool = False) -> str:
         if not totals["tests"]:
             props = ET.SubElement(suite, "properties")
             ET.SubElement(props, "property", name="tbdoctor", value=_x(report.tbdoctor_version))
+            ET.SubElement(props, "property", name="knowledge_base", value=compat.kb_date())
             for key in ("python", "chosen_by"):
                 ET.SubElement(props, "property", name=f"target.{key}", value=_x(report.target.get(key)))
         counts = {"failure": 0, "skipped": 0}

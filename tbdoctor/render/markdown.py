@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from tbdoctor import compat
 from tbdoctor.findings import ERROR, INFO, OK, SECTIONS, SKIPPED, WARNING, Report
 
 ICON = {OK: "✅", INFO: "ℹ️", WARNING: "⚠️", ERROR: "❌", SKIPPED: "⏭️"}
@@ -66,7 +67,7 @@ def render(report: Report, strict: bool = False) -> str:
     target = report.target
     out = [f"## {ICON[status]} tbdoctor check: {headline(report)}",
            f"tbdoctor {cell(report.tbdoctor_version)} · target {code(target.get('python'))} "
-           f"(chosen by {cell(target.get('chosen_by'))})"]
+           f"(chosen by {cell(target.get('chosen_by'))}) · knowledge base of {compat.kb_date()}"]
     out += [f"> {cell(note)}" for note in report.notes]
     rows = []
     for section, findings in report.sections():

@@ -8,6 +8,7 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from tbdoctor.findings import Fix, quote_command
 
@@ -55,6 +56,42 @@ def wanted(facts: dict, name: str) -> str:
                 spec &= req.specifier
                 display = req.name
     return f"{display}{spec}"
+
+
+def broken_pins(facts: dict, requirement: str) -> list[str]:
+    """"tensorflow 2.20.0 requires tensorboard~=2.20.0" for each installed distribution whose
+    requirement on the same package no version can satisfy together with ``requirement``."""
+    try:
+        wanted_req = Requirement(requirement)
+    except InvalidRequirement:
+        return []
+    name = canonicalize_name(wanted_req.name)
+    found = []
+    for dist in installed(facts).values():
+        if canonicalize_name(dist["name"]) == name:
+            continue
+        for req in requirements(facts, dist):
+            if canonicalize_name(req.name) == name and not _overlap(wanted_req.specifier, req.specifier):
+                found.append(f"{dist['name']} {dist['version']} requires {req}")
+    return found
+
+
+def _overlap(a: SpecifierSet, b: SpecifierSet) -> bool:
+    """Whether some version satisfies both sets. packaging has no intersection test, so this
+    tries the versions the specifiers name and their next releases (hand-written, a heuristic
+    that is exact for the bounds and ~= / ==X.* pins that pins use)."""
+    points = []
+    for spec in [*a, *b]:
+        try:
+            version = Version(spec.version.replace(".*", ""))
+        except InvalidVersion:
+            continue
+        rel = version.release
+        points += [version, Version(".".join(map(str, (*rel[:-1], rel[-1] + 1)))),
+                   Version(".".join(map(str, (*rel, 1))))]
+    if not points:
+        return True
+    return any(a.contains(p, prereleases=True) and b.contains(p, prereleases=True) for p in points)
 
 
 def _pip_argv(facts: dict, verb: str) -> list[str]:

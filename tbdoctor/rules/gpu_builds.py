@@ -68,6 +68,11 @@ def cpu_build_on_gpu(facts: dict) -> list[Finding]:
     variant = _best(facts, t["version"], gpus)
     title = f"torch {t['version']} is a CPU-only build, but this machine has {len(gpus)} NVIDIA GPU(s): {_names(gpus)}"
     detail = f"torch.version.cuda is None: CUDA is never used. Driver {driver or 'unknown'}."
+    if variant is None and compat.newer_than_kb("torch", t["version"]):
+        return [Finding("torch.cpu-build-on-gpu", ERROR, title, detail=detail,
+                        hint=f"torch {t['version'].split('+')[0]} is newer than tbdoctor's knowledge of "
+                             f"{compat.kb_date()}, so which of its CUDA builds driver {driver or '(unknown)'} runs is "
+                             "not known here: pick one at https://pytorch.org/get-started/locally/.")]
     if variant is None:
         return [Finding("torch.cpu-build-on-gpu", ERROR, title, detail=detail,
                         hint=f"No CUDA build of torch {t['version'].split('+')[0]} is known to run on driver "
@@ -192,7 +197,7 @@ def tensorflow_gpu_support(facts: dict) -> list[Finding]:
                              "cudatoolkit=11.2 cudnn=8.1.0 (Python <= 3.10).")]
     new = [g for g in gpus if (g.get("compute_capability") or "0").split(".")[0].isdigit()
            and int(g["compute_capability"].split(".")[0]) >= 10]
-    if (tf.get("build") or {}).get("is_cuda_build") and new:
+    if (tf.get("build") or {}).get("is_cuda_build") and new and not compat.newer_than_kb("tensorflow", version):
         cc = new[0]["compute_capability"]
         return [Finding("tensorflow.arch-unsupported", WARNING,
                         f"TensorFlow {version} wheels have no kernels for {new[0].get('name')} ({_sm(cc)})",

@@ -16,12 +16,13 @@ from packaging.version import Version
 from tbdoctor import tables
 from tbdoctor.compat import parse_version
 from tbdoctor.findings import ERROR, Finding, Fix
-from tbdoctor.rules.common import installed, pip_install, pip_uninstall, requirements, wanted
+from tbdoctor.rules.common import broken_pins, installed, pip_install, pip_uninstall, requirements, wanted
 
 # What each classified import-failure reason (payloads/_common.py) means.
 REASONS = {
     "numpy-abi": "it was built against the other major version of NumPy (a binary ABI break)",
     "numpy-removed-alias": "it uses a NumPy alias that NumPy 2 removed",
+    "numpy-array-scalar": "NumPy >= 2.4 no longer converts a 1-element array to a Python float",
     "protobuf-gencode-too-old": "its generated protobuf code is older than the installed protobuf accepts",
     "protobuf-runtime-too-old": "the installed protobuf is older than its generated code needs",
     "pkg-resources-missing": "it imports pkg_resources, which setuptools >= 82 no longer ships",
@@ -80,10 +81,17 @@ def known_bad_pairs(facts: dict) -> list[Finding]:
     findings = []
     for pair, versions in fired_pairs(facts):
         title = re.sub(r"\{([\w.-]+)\}", lambda m: versions.get(m.group(1), m.group(0)), pair["title"])
-        fix = pip_install(facts, *pair["fix"])
-        hint = f"Install {' '.join(pair['fix'])}"
-        if pair.get("alternative"):
-            hint += f"; {pair['alternative']}"
+        broken = [b for req in pair["fix"] for b in broken_pins(facts, req)]
+        if broken and pair.get("fallback") and not any(broken_pins(facts, req) for req in pair["fallback"]):
+            # the usual fix would break another framework's pin: give the one that does not
+            fix = pip_install(facts, *pair["fallback"])
+            hint = (f"Install {' '.join(pair['fallback'])} ({' '.join(pair['fix'])} would break the pin: "
+                    f"{'; '.join(broken)})")
+        else:
+            fix = pip_install(facts, *pair["fix"])
+            hint = f"Install {' '.join(pair['fix'])}"
+            if pair.get("alternative"):
+                hint += f"; {pair['alternative']}"
         findings.append(Finding(pair["id"], pair["status"], title, detail=f"{pair['detail']} (source: {pair['source']})",
                                 hint=hint + ".", fixes=(fix,)))
     return findings
@@ -132,9 +140,12 @@ def import_failed(facts: dict, section: str, package: str, version: str | None, 
         return []
     label = f"{package} {version}" if version else package
     hint, fixes = _advice(facts, package, version, error)
+    why = REASONS.get(reason, REASONS["other"])
+    if reason == "other" and what and not what.startswith("import"):
+        why = f"{what} raised an error (the import works)"
     return [Finding(
         finding_id or f"{section}.import-failed", ERROR, f"{what or ('import ' + package)} fails ({label}): {error.get('line') or reason}",
-        detail=f"Why: {REASONS.get(reason, REASONS['other'])}.", hint=hint, fixes=fixes,
+        detail=f"Why: {why}.", hint=hint, fixes=fixes,
         section=section, verbose_detail=error.get("traceback") or "")]
 
 
@@ -154,6 +165,9 @@ def _advice(facts: dict, package: str, version: str | None, error: dict) -> tupl
     if reason == "protobuf-gencode-too-old":
         return (f"Upgrade {package} (its generated code predates protobuf 4), or pin protobuf<=3.20.3.",
                 (pip_install(facts, package, options=("--upgrade",)),))
+    if reason == "numpy-array-scalar":  # the known-bad pair says this when the package facts are there
+        return (f"Upgrade {package} to a release that converts array scalars itself (tensorboardX >= 2.6.2), "
+                "or pin numpy<2.4.", (pip_install(facts, package, options=("--upgrade",)),))
     if reason == "pkg-resources-missing":
         return f"Upgrade {package}, or restore pkg_resources with setuptools<82.", (pip_install(facts, "setuptools<82"),)
     if reason == "missing-module":
