@@ -30,9 +30,13 @@ DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens o
 _MARKER = "@@tbdoctor-result@@"
 # Environment variables that change what the probes see: the python probe records
 # them as facts, and the facts cache is invalidated when any of them changes.
+# TensorFlow's are named one by one: a bare "TF_" also matches Terraform's (TF_CLI_CONFIG_FILE, TF_VAR_*).
+TF_VARIABLES = ("TF_CPP_", "TF_ENABLE_", "TF_GPU_", "TF_XLA_", "TF_FORCE_", "TF_CUDNN_", "TF_CUDA_",
+                "TF_DETERMINISTIC_OPS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_USE_LEGACY_KERAS",
+                "TF_CONFIG", "TF_USE_MODULAR_FILESYSTEM")
 ENV_PREFIXES = ("PYTHON", "PIP_", "CUDA", "NVIDIA_", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "VIRTUAL_ENV",
-                "CONDA", "UV_", "PYENV", "TF_", "TORCH", "PYTORCH", "XLA_", "HF_", "HIP_", "ROCM", "TBDOCTOR_",
-                "PATH")
+                "CONDA", "UV_", "PYENV", *TF_VARIABLES, "TORCH", "PYTORCH", "XLA_", "HF_", "HIP_", "ROCM",
+                "TBDOCTOR_", "PATH")
 QUIET_ENV = {
     "PYTHONIOENCODING": "utf-8",
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -146,7 +150,10 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
     children are killed with their process group, and a host probe still
     running at the deadline is abandoned (its thread is a daemon).
     """
-    context = {"cwd": os.getcwd(), "timeout": timeout, "env_prefixes": ENV_PREFIXES}
+    # The user's own values of the variables QUIET_ENV overrides (None: unset), so the
+    # python probe records the user's environment, not tbdoctor's settings for its probes.
+    context = {"cwd": os.getcwd(), "timeout": timeout, "env_prefixes": ENV_PREFIXES,
+               "user_env": {k: os.environ.get(k) for k in QUIET_ENV}}
     results: dict[str, dict] = {}
     lock = threading.Lock()
 

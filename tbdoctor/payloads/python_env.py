@@ -114,6 +114,17 @@ def user_site():
     }
 
 
+def user_environ():
+    """The variables the user set (those tbdoctor set for its probes put back as the user had them)."""
+    env = dict(os.environ)
+    for key, value in (context().get("user_env") or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return {k: v for k, v in env.items() if k.startswith(tuple(context().get("env_prefixes", ())))}
+
+
 cfg = read_pyvenv_cfg(sys.prefix)
 kind, evidence = environment_kind(cfg)
 emit({
@@ -133,6 +144,6 @@ emit({
     "site_packages": sysconfig.get_path("purelib"),
     "user_site": user_site(),
     "sys_path": sys.path,
-    "environ": {k: v for k, v in os.environ.items() if k.startswith(tuple(context().get("env_prefixes", ())))},
+    "environ": user_environ(),
     "pip": pip_facts(),
 })
