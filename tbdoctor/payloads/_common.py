@@ -1,10 +1,40 @@
 # Prepended to every payload. Standard library only, Python 3.8+.
+import faulthandler
 import json
 import os
 import re
+import signal
 import sys
 
 MARKER = "@@tbdoctor-result@@"
+STEP_MARKER = "@@tbdoctor-step@@"
+# A crash prints the Python stack (tbdoctor also passes -X faulthandler, for crashes at
+# start-up), and so does SIGUSR1: tbdoctor sends it to a probe that hangs before stopping it.
+faulthandler.enable()
+if hasattr(signal, "SIGUSR1"):
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+_PART = None
+
+
+def begin(part, facts):
+    """Start on the facts of ``part`` (a facts key): what is known so far goes to stderr,
+    so that a crash or hang from here on is charged to ``part`` with these facts."""
+    global _PART
+    _PART = part
+    _say({"part": part, "facts": facts})
+
+
+def step(what, key=None, facts=None, line=False):
+    """Say on stderr what is about to run. If it crashes or hangs, tbdoctor records the
+    failure in the current part's ``key`` (a failure record, or its one line if ``line``)."""
+    _say({"part": _PART, "step": what, "key": key, "facts": facts, "line": line})
+
+
+def _say(record):
+    stream = sys.__stderr__
+    if stream is not None:
+        stream.write("\n" + STEP_MARKER + json.dumps(record, default=str) + "\n")
+        stream.flush()
 
 
 def context():
@@ -75,12 +105,14 @@ def failure(exc=None, text="", captured=""):
     return {"reason": reason, "line": line, "traceback": full[-4000:]}
 
 
-def guarded_import(name):
-    """Import ``name`` with stderr captured; (module, None) or (None, failure record)."""
+def guarded_import(name, key=None, facts=None):
+    """Import ``name`` with stderr captured; (module, None) or (None, failure record).
+    ``key``, ``facts``: where a crash or hang of this import is recorded (see ``step``)."""
     import contextlib
     import importlib
     import io
     import warnings
+    step("import " + name, key, facts)
     buf = io.StringIO()
     try:
         with contextlib.redirect_stderr(buf), warnings.catch_warnings():

@@ -10,7 +10,8 @@ def probe():
     _, jaxlib_version = dist_version("jaxlib")
     out = {"installed": True, "dist_version": version, "jaxlib": jaxlib_version, "import_ok": False,
            "import_error": None, "version": None, "backend": None, "devices": None, "warnings": []}
-    jax, err = guarded_import("jax")
+    begin("jax", out)
+    jax, err = guarded_import("jax", "import_error")
     if jax is None:
         out["import_error"] = err
         return out

@@ -12,7 +12,8 @@ def probe():
         return {"installed": False}
     out = {"installed": True, "distribution": name, "dist_version": version, "import_ok": False,
            "import_error": None, "version": None, "build": None, "gpus": None, "gpu_error": None}
-    tf, err = guarded_import("tensorflow")
+    begin("tensorflow", out)
+    tf, err = guarded_import("tensorflow", "import_error")
     if tf is None:
         out["import_error"] = err
         return out

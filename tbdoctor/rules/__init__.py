@@ -23,7 +23,7 @@ RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + pytorch.RULES + tens
 def probe_failures(facts: dict) -> list[Finding]:
     findings = []
     for name, meta in (facts.get("probes") or {}).items():
-        if meta.get("status") == "ok":
+        if meta.get("status") == "ok" or meta.get("charged"):  # charged: reported on the package that failed
             continue
         if meta.get("status") == "skipped":
             findings.append(Finding(f"probe.{name}", SKIPPED, f"The {name} probe was {meta.get('error', 'skipped')}",

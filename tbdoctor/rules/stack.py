@@ -33,6 +33,7 @@ REASONS = {
     "missing-module": "a module it imports is not installed",
     "crashed": "the import crashed the interpreter",
     "timeout": "the import did not finish",
+    "hang": "the import blocks at that line (no CPU time, no I/O) and would never finish",
     "other": "the import raised an error",
 }
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
@@ -165,6 +166,9 @@ def _advice(facts: dict, package: str, version: str | None, error: dict) -> tupl
         fixes = (Fix("env", "unset LD_LIBRARY_PATH"),) if env.get("LD_LIBRARY_PATH") else ()
         return ("Libraries from LD_LIBRARY_PATH or a system CUDA can shadow the wheel's own; remove them from the "
                 f"loader path for this environment, or reinstall {package} in a clean venv.", fixes)
+    if reason == "hang":
+        return (f"It waits there for a lock, a network peer or input; run `python -X faulthandler -c 'import {package}'`"
+                " and press Ctrl-C to see the whole stack.", ())
     if reason in ("crashed", "timeout") and version:
         return (f"Run `python -c 'import {package}'` to see it happen; a reinstall replaces damaged files.",
                 (pip_install(facts, f"{package}=={version}", options=("--force-reinstall", "--no-deps")),))
