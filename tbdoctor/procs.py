@@ -83,7 +83,7 @@ def run(
     On Ctrl-C in tbdoctor the child is killed; with ``interrupt_grace`` it first
     gets SIGINT and that many seconds to clean up (pip rolls back its own
     half-done uninstall on KeyboardInterrupt).
-    With ``stall``, a child whose process group makes no progress (see
+    With ``stall``, a child whose process tree makes no progress (see
     ``progress``) for that many seconds is hung: it gets SIGUSR1 (a payload
     dumps its Python stack on it), a moment to write, and is killed. Where
     /proc is missing (macOS, Windows) only ``timeout`` applies.
@@ -134,13 +134,14 @@ def run(
     return ProcResult(tuple(argv), proc.returncode, out, err, time.monotonic() - start)
 
 
-_PROC_FS = os.path.isdir("/proc/self/task")
+# Linux with the children lists (CONFIG_PROC_CHILDREN): without them, only the timeout applies.
+_PROC_FS = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 _POLL = 1.0  # seconds between looks at a watched child
 
 
 def _communicate(proc: subprocess.Popen, stdin_text: str | None, deadline: float,
                  stall: float) -> tuple[str, str, float]:
-    """(stdout, stderr, 0.0) when ``proc`` ends; ("", "", window) when its group made
+    """(stdout, stderr, 0.0) when ``proc`` ends; ("", "", window) when its tree made
     no progress for ``stall`` seconds (0: not watched). TimeoutExpired at ``deadline``.
     Output is not lost between looks: communicate() continues where it stopped."""
     last, since, first = None, time.monotonic(), True
@@ -161,30 +162,43 @@ def _communicate(proc: subprocess.Popen, stdin_text: str | None, deadline: float
             return "", "", stall
 
 
-def progress(pgid: int) -> tuple | None:
-    """What grows while the process group ``pgid`` works, summed over its processes:
-    CPU time, major page faults (mapping a library from a slow disk), bytes read
-    and written (any file, pipe or socket). None (counts as progress) while one of
-    them waits for the disk (state D). Linux /proc only."""
+def progress(pid: int) -> tuple | None:
+    """What grows while ``pid`` and its descendants work, summed: CPU time, major
+    page faults (mapping a library from a slow disk), bytes read and written (any
+    file, pipe or socket). None (counts as progress) while one of them waits for
+    the disk (state D). Linux /proc only."""
     cpu = faults = io = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for each in _tree(pid):
         try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
+            with open(f"/proc/{each}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
             if fields[0] == b"D":
                 return None
             cpu += int(fields[11]) + int(fields[12])  # utime, stime
             faults += int(fields[9])  # majflt
-            with open(f"/proc/{pid}/io", "rb") as fh:
+            with open(f"/proc/{each}/io", "rb") as fh:
                 io += sum(int(line.split()[1]) for line in fh if line.split()[0] in
                           (b"rchar:", b"wchar:", b"read_bytes:", b"write_bytes:"))
         except (OSError, IndexError, ValueError):
             continue  # it ended meanwhile, or is not ours to read
     return cpu, faults, io
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/<pid>/task/<tid>/children."""
+    found = [pid]
+    for each in found:
+        try:
+            tids = os.listdir(f"/proc/{each}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{each}/task/{tid}/children", "rb") as fh:
+                    found += [int(c) for c in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def _dump_and_kill(proc: subprocess.Popen) -> None:
