@@ -76,7 +76,9 @@ class HostContext:
 # The one ordered registry of probes.
 PROBES: tuple[Probe, ...] = (
     Probe("python", ("python", "pip"), payload="python_env.py"),
-    Probe("packages", ("pip", "python"), payload="distributions.py"),
+    # The framework sections read it too: known-bad pairs, and RECORD checks of the stack's files.
+    Probe("packages", ("pip", "python", "torch", "tensorboardx", "tensorboard", "tensorflow", "jax", "numpy"),
+          payload="distributions.py"),
     Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
     Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
     # Every report needs it (bug reports, and redaction of user, home and host names).
@@ -275,17 +277,19 @@ def select(sections: list[str] | None, quick: bool) -> tuple[tuple[Probe, ...], 
 
 
 def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_TIMEOUT,
-            on_done: Callable[[str], None] | None = None, skipped: tuple[Probe, ...] = ()) -> dict:
+            on_done: Callable[[str], None] | None = None, skipped: tuple[Probe, ...] = (),
+            hash_files: bool = False) -> dict:
     """Run ``probes`` in parallel; return the redacted facts snapshot.
 
     Returns within about ``timeout`` seconds whatever the probes do: payload
     children are killed with their process group, and a host probe still
-    running at the deadline is abandoned (its thread is a daemon).
+    running at the deadline is abandoned (its thread is a daemon). With
+    ``hash_files`` the stack's installed files are hashed and compared with RECORD.
     """
     # The user's own values of the variables QUIET_ENV overrides (None: unset), so the
     # python probe records the user's environment, not tbdoctor's settings for its probes.
     context = {"cwd": os.getcwd(), "timeout": timeout, "env_prefixes": ENV_PREFIXES,
-               "user_env": {k: os.environ.get(k) for k in QUIET_ENV}}
+               "user_env": {k: os.environ.get(k) for k in QUIET_ENV}, "hash_files": hash_files}
     results: dict[str, dict] = {}
     lock = threading.Lock()
 

@@ -3,6 +3,7 @@ attribution, installed-file integrity and broken .pth files (real venvs, real CL
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -85,3 +86,35 @@ def test_a_probe_that_hangs_is_stopped_after_the_hang_window_not_the_timeout(env
     assert time.monotonic() - start < 20
     [finding] = by_id(report, "probe.python")
     assert "hung (no progress for 2 s" in finding["title"], finding["title"]
+
+
+def test_a_package_with_a_file_missing_is_reported_incomplete_with_a_reinstall(over_stack, stack_env):
+    # A copy of the stack's tensorboard in the layered venv (imported first), less tensorboard/lazy.py.
+    shutil.copytree(stack_env.site / "tensorboard", over_stack.site / "tensorboard")
+    [info] = stack_env.site.glob("tensorboard-*.dist-info")
+    shutil.copytree(info, over_stack.site / info.name)
+    shutil.copy2(stack_env.path / "bin" / "tensorboard", over_stack.path / "bin" / "tensorboard")
+    (over_stack.site / "tensorboard" / "lazy.py").unlink()
+    version = info.name[len("tensorboard-"):-len(".dist-info")]
+    report, proc = check_json("--python", str(over_stack.python), "--only", "tensorboard")
+    assert proc.returncode == 1
+    [finding] = by_id(report, "tensorboard.incomplete-install")
+    assert finding["title"] == "tensorboard is incomplete: tensorboard/lazy.py listed in RECORD is missing"
+    assert "circular import" in finding["detail"]  # Python's misleading message, explained
+    assert finding["fixes"][0]["packages"] == [f"tensorboard=={version}"]
+    assert "--force-reinstall --no-deps" in finding["fixes"][0]["command"]
+    assert not by_id(report, "tensorboard.import-failed")  # one cause, one finding
+
+
+def test_a_modified_file_is_found_by_its_hash_with_v(over_stack, stack_env):
+    shutil.copytree(stack_env.site / "tensorboard", over_stack.site / "tensorboard")
+    [info] = stack_env.site.glob("tensorboard-*.dist-info")
+    shutil.copytree(info, over_stack.site / info.name)
+    shutil.copy2(stack_env.path / "bin" / "tensorboard", over_stack.path / "bin" / "tensorboard")
+    with open(over_stack.site / "tensorboard" / "errors.py", "a") as fh:
+        fh.write("# edited\n")
+    report, _ = check_json("--python", str(over_stack.python), "--only", "tensorboard")
+    assert not by_id(report, "tensorboard.files-modified")  # existence only, without -v
+    report, _ = check_json("--python", str(over_stack.python), "--only", "tensorboard", "-v")
+    [finding] = by_id(report, "tensorboard.files-modified")
+    assert "tensorboard/errors.py" in finding["title"]

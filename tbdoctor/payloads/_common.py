@@ -180,3 +180,51 @@ def top_level_names(dist):
             continue
         names.add(first)
     return sorted(n for n in names if n.isidentifier())
+
+
+def integrity(dist, hashes=False):
+    """The files ``dist``'s RECORD lists that are missing on disk, and with ``hashes``
+    those whose sha256 differs from RECORD (compiled .pyc files are not compared:
+    Python rewrites them). None without a RECORD (conda, egg-info)."""
+    import base64
+    import csv
+    import hashlib
+    record = dist.read_text("RECORD")
+    if record is None:
+        return None
+    missing, changed, files = [], [], 0
+    for row in csv.reader(record.splitlines()):
+        if not row or row[0].endswith(".pyc") or "__pycache__" in row[0]:
+            continue
+        files += 1
+        path = str(dist.locate_file(row[0]))
+        if not os.path.exists(path):
+            missing.append(row[0])
+        elif hashes and len(row) > 1 and row[1].startswith("sha256="):
+            digest = hashlib.sha256()
+            try:
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+            except OSError:
+                continue
+            if base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() != row[1][7:]:
+                changed.append(row[0])
+    missing.sort(key=lambda p: p.startswith(".."))  # the package's own files first, then scripts
+    meta = headers(dist)
+    return {"name": meta["Name"], "version": meta["Version"], "files": files, "hashed": bool(hashes),
+            "missing": missing[:20], "missing_count": len(missing), "changed": changed[:20],
+            "changed_count": len(changed)}
+
+
+def dist_integrity(*names):
+    """``integrity`` with hashes of the first of ``names`` installed (after an import failed)."""
+    from importlib import metadata
+    for name in names:
+        try:
+            return integrity(metadata.distribution(name), hashes=True)
+        except metadata.PackageNotFoundError:
+            continue
+        except Exception:
+            return None
+    return None

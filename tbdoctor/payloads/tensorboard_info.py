@@ -18,6 +18,7 @@ def package(out):
     tb, err = guarded_import("tensorboard", "import_error")
     if tb is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity(*_DISTS)
         return
     out["import_ok"] = True
     version = getattr(tb, "__version__", None)

@@ -16,6 +16,7 @@ def probe():
     tf, err = guarded_import("tensorflow", "import_error")
     if tf is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity(*_DISTS)
         return out
     out["import_ok"] = True
     out["version"] = str(getattr(tf, "__version__", None))

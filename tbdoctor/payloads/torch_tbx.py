@@ -14,6 +14,7 @@ def probe_tensorboardx(numpy):
     tbx, err = guarded_import("tensorboardX", "import_error")
     if tbx is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity(name)
         return out
     out["import_ok"] = True
     out["module_version"] = getattr(tbx, "__version__", None)
@@ -83,6 +84,7 @@ def probe_torch():
     torch, err = guarded_import("torch", "import_error")
     if torch is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity("torch")
         return out
     out["import_ok"] = True
     out["version"] = str(getattr(torch, "__version__", None) or version)

@@ -13,11 +13,11 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import (cuda, gpu, gpu_builds, jax, numpy, pip, policy, python, pytorch, stack, tensorboard,
-                            tensorflow)
+from tbdoctor.rules import (cuda, gpu, gpu_builds, integrity, jax, numpy, pip, policy, python, pytorch, stack,
+                            tensorboard, tensorflow)
 
 RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
-    + tensorboard.RULES + numpy.RULES + stack.RULES + gpu_builds.RULES + policy.RULES
+    + tensorboard.RULES + numpy.RULES + stack.RULES + integrity.RULES + gpu_builds.RULES + policy.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:

@@ -16,6 +16,7 @@ from packaging.version import Version
 from tbdoctor import tables
 from tbdoctor.compat import parse_version
 from tbdoctor.findings import ERROR, Finding, Fix
+from tbdoctor.rules import integrity
 from tbdoctor.rules.common import installed, pip_install, pip_uninstall, requirements, wanted
 
 # What each classified import-failure reason (payloads/_common.py) means.
@@ -129,8 +130,8 @@ def import_failed(facts: dict, section: str, package: str, version: str | None, 
     """``<section>.import-failed`` (or ``finding_id``) for a classified failure, unless a known-bad
     pair already reports it."""
     reason = error.get("reason") or "other"
-    if explained(facts, package, reason):
-        return []
+    if explained(facts, package, reason) or integrity.missing_files(facts, package):
+        return []  # reported with its cause (known-bad pair, <section>.incomplete-install)
     label = f"{package} {version}" if version else package
     hint, fixes = _advice(facts, package, version, error)
     return [Finding(
