@@ -118,3 +118,26 @@ def test_a_modified_file_is_found_by_its_hash_with_v(over_stack, stack_env):
     report, _ = check_json("--python", str(over_stack.python), "--only", "tensorboard", "-v")
     [finding] = by_id(report, "tensorboard.files-modified")
     assert "tensorboard/errors.py" in finding["title"]
+
+
+# setuptools' distutils-precedence.pth, as setuptools writes it.
+_PRECEDENCE = ("import os; var = 'SETUPTOOLS_USE_DISTUTILS'; enabled = os.environ.get(var, 'local') == 'local'; "
+               "enabled and __import__('_distutils_hack').add_shim(); \n")
+
+
+def test_a_pth_file_whose_module_is_gone_is_named_with_its_line_and_fix(env):
+    pth = env.site / "distutils-precedence.pth"
+    pth.write_text(_PRECEDENCE)  # and no _distutils_hack: setuptools was half removed
+    report, _ = check_json("--python", str(env.python), "--only", "python")
+    [finding] = by_id(report, "python.broken-pth")
+    assert finding["title"] == f"{pth} line 1 raises at every start-up: ModuleNotFoundError: No module named '_distutils_hack'"
+    assert finding["fixes"][0]["command"] == f"rm {pth}"  # owned by nothing: remove it
+
+    info = env.add_dist("setuptools", "80.9.0")
+    with open(info / "RECORD", "a") as fh:
+        fh.write("distutils-precedence.pth,sha256=x,151\n")
+    report, _ = check_json("--python", str(env.python), "--only", "python")
+    [finding] = by_id(report, "python.broken-pth")
+    assert "setuptools 80.9.0" in finding["hint"]
+    assert finding["fixes"][0]["packages"] == ["setuptools==80.9.0"]
+    assert "--force-reinstall" in finding["fixes"][0]["command"]
