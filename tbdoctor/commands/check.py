@@ -53,13 +53,13 @@ def _probe_or_reuse(chosen, only, args, notes: list[str]) -> dict:
         except (probe.ProbeFailed, KeyError, TypeError):
             key = None  # the probes will say what is wrong with this interpreter
         hit = key and cache.load(chosen, key, {p.name for p in run})
-        if hit and args.verbose and not (hit[0].get("packages") or {}).get("hashed"):
+        if hit and getattr(args, "verbose", False) and not (hit[0].get("packages") or {}).get("hashed"):
             hit = None  # -v compares the installed files' hashes with RECORD: probe again
         if hit:
             facts, age = hit
             notes.append(f"facts from the cache, {age:.0f} s old (nothing changed since; --no-cache to probe again)")
             return facts
-    facts = _collect(chosen, run, timeout, skipped, hash_files=bool(args.verbose))
+    facts = _collect(chosen, run, timeout, skipped, hash_files=bool(getattr(args, "verbose", False)))
     if key:
         cache.store(chosen, key, facts)
     return facts
