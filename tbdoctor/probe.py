@@ -192,7 +192,8 @@ _FRAME = re.compile(r'^\s+File "(.+)", line (\d+) in (.+)$')
 
 def stack_location(stderr: str, module: str) -> str:
     """Where faulthandler's dump of the stack says the code was: the innermost frame in
-    ``module``'s own files, then the innermost frame of all if that is elsewhere."""
+    ``module``'s own files, then (if elsewhere) the innermost one in an installed package,
+    else the innermost of all."""
     blocks: list[list[tuple[str, str, str]]] = []
     for line in stderr.splitlines():
         if "(most recent call first)" in line:
@@ -208,11 +209,12 @@ def stack_location(stderr: str, module: str) -> str:
     real = [f for f in frames if not f[0].startswith("<")]
     if not real:
         return ""
-    own = next((f for f in real if in_module(f)), None)
+    own = next((f for f in real if in_module(f)), real[0])
+    # Then the innermost frame in an installed package (another package it imports), else the innermost.
+    inner = next((f for f in real if re.search(r"[\\/](site|dist)-packages[\\/]", f[0])), real[0])
+    inner = inner if inner != own else real[0]
     text = lambda f: f"{f[0]}:{f[1]} ({f[2]})"  # noqa: E731
-    if own is None or own == real[0]:
-        return text(real[0])
-    return f"{text(own)}, at {text(real[0])}"
+    return text(own) if inner == own else f"{text(own)}, at {text(inner)}"
 
 
 def _run_one(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
@@ -228,7 +230,7 @@ def _charge(exc: ProbeFailed, parts: tuple[str, ...]) -> dict | None:
     step = exc.step
     if step.get("part") not in parts or not step.get("key") or not isinstance(step.get("facts"), dict):
         return None
-    return dict(step["facts"], **{step["key"]: exc.failure["line"] if step.get("line") else exc.failure})
+    return dict(step["facts"], **{step["key"]: exc.failure})
 
 
 def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
@@ -243,11 +245,13 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> d
         return data if probe.provides else {probe.name: data}
     except ProbeFailed as exc:
         first = exc
-    got, culprits = {}, []
+    got, culprits, unexplained = {}, [], []
     charged = _charge(first, parts)
     if charged is not None:
         got[first.step["part"]] = charged
         culprits.append(first.step["part"])
+    else:
+        unexplained.append(first)
     left = timeout - (time.monotonic() - start)
     if len(parts) > 1 and first.step and left > 5:  # it got as far as the payload's own steps
         def alone(part: str) -> None:
@@ -259,13 +263,16 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> d
                 if again is not None:
                     got[part] = again
                     culprits.append(part)
+                else:
+                    unexplained.append(exc)
         threads = [threading.Thread(target=alone, args=(p,), daemon=True) for p in parts if p not in got]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+    shown = unexplained[-1] if unexplained else first  # what the probe.<name> finding must say
     complete = all(p in got for p in parts)
-    raise ProbeFailed(str(first), first.stderr_tail, first.step, first.failure, got,
+    raise ProbeFailed(str(shown), shown.stderr_tail, shown.step, shown.failure, got,
                       charged=tuple(culprits) if complete else ())
 
 

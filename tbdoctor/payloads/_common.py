@@ -24,10 +24,11 @@ def begin(part, facts):
     _say({"part": part, "facts": facts})
 
 
-def step(what, key=None, facts=None, line=False):
+def step(what, key=None, facts=None):
     """Say on stderr what is about to run. If it crashes or hangs, tbdoctor records the
-    failure in the current part's ``key`` (a failure record, or its one line if ``line``)."""
-    _say({"part": _PART, "step": what, "key": key, "facts": facts, "line": line})
+    failure (a failure record) in the current part's ``key``, with ``facts`` as its facts
+    (default: the last given); without ``key`` the probe's own finding names the step."""
+    _say({"part": _PART, "step": what, "key": key, "facts": facts})
 
 
 def _say(record):

@@ -17,6 +17,7 @@ def probe():
         return out
     out["import_ok"] = True
     out["version"] = str(getattr(jax, "__version__", None))
+    step("jax.devices()", "import_error", dict(out, import_ok=False))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -26,6 +26,7 @@ def probe():
                                                  "cuda_compute_capabilities")}
     except Exception as exc:
         out["build"] = {"error": first_line(exc)}
+    step("tf.config.list_physical_devices('GPU')")  # a crash here stays the probe's (probe.tensorflow)
     try:
         out["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
     except Exception as exc:

@@ -94,7 +94,7 @@ def probe_torch():
         out["cudnn"] = torch.backends.cudnn.version() if out["cuda"] else None
     except Exception:
         out["cudnn"] = None
-    step("torch.cuda", "cuda_error", out, line=True)
+    step("torch.cuda")  # a crash here stays the probe's (probe.torch), named with this step
     try:
         cuda_facts(torch, out)
     except Exception as exc:
