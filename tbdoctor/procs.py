@@ -85,8 +85,9 @@ def run(
     half-done uninstall on KeyboardInterrupt).
     With ``stall``, a child whose process tree makes no progress (see
     ``progress``) for that many seconds is hung: it gets SIGUSR1 (a payload
-    dumps its Python stack on it), a moment to write, and is killed. Where
-    /proc is missing (macOS, Windows) only ``timeout`` applies.
+    dumps its Python stack on it), a moment to write, and is killed; so is one
+    that reaches ``timeout``. Where /proc is missing (macOS, Windows) only
+    ``timeout`` applies.
     """
     start = time.monotonic()
     try:
@@ -117,7 +118,10 @@ def run(
                 out, err = "", ""
             return ProcResult(tuple(argv), None, out or "", err or "", time.monotonic() - start, stalled=stalled)
     except subprocess.TimeoutExpired:
-        _kill_tree(proc)
+        if stall and not _WINDOWS:
+            _dump_and_kill(proc)
+        else:
+            _kill_tree(proc)
         try:
             out, err = proc.communicate(timeout=5)
         except (subprocess.TimeoutExpired, ValueError):
