@@ -14,6 +14,7 @@ import datetime
 import importlib
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -27,12 +28,19 @@ from tbdoctor.findings import SECTIONS
 from tbdoctor.target import Target
 
 DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
+# A probe with no CPU time, page faults or I/O for this long is hung (TBDOCTOR_HANG_WINDOW overrides).
+HANG_WINDOW = 10.0
 _MARKER = "@@tbdoctor-result@@"
+_STEP = "@@tbdoctor-step@@"
 # Environment variables that change what the probes see: the python probe records
 # them as facts, and the facts cache is invalidated when any of them changes.
+# TensorFlow's are named one by one: a bare "TF_" also matches Terraform's (TF_CLI_CONFIG_FILE, TF_VAR_*).
+TF_VARIABLES = ("TF_CPP_", "TF_ENABLE_", "TF_GPU_", "TF_XLA_", "TF_FORCE_", "TF_CUDNN_", "TF_CUDA_",
+                "TF_DETERMINISTIC_OPS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_USE_LEGACY_KERAS",
+                "TF_CONFIG", "TF_USE_MODULAR_FILESYSTEM")
 ENV_PREFIXES = ("PYTHON", "PIP_", "CUDA", "NVIDIA_", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "VIRTUAL_ENV",
-                "CONDA", "UV_", "PYENV", "TF_", "TORCH", "PYTORCH", "XLA_", "HF_", "HIP_", "ROCM", "TBDOCTOR_",
-                "PATH")
+                "CONDA", "UV_", "PYENV", *TF_VARIABLES, "TORCH", "PYTORCH", "XLA_", "HF_", "HIP_", "ROCM",
+                "TBDOCTOR_", "PATH")
 QUIET_ENV = {
     "PYTHONIOENCODING": "utf-8",
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -51,6 +59,7 @@ class Probe:
     host: str = ""  # "module:function" run here, called with a HostContext
     heavy: bool = False  # imports a framework; skipped by --quick
     provides: tuple[str, ...] = ()  # facts keys of a shared-process payload's result (default: name)
+    watch: bool = True  # stopped when it makes no progress for HANG_WINDOW (see procs.run)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,9 @@ class HostContext:
 # The one ordered registry of probes.
 PROBES: tuple[Probe, ...] = (
     Probe("python", ("python", "pip"), payload="python_env.py"),
-    Probe("packages", ("pip", "python"), payload="distributions.py"),
+    # The framework sections read it too: known-bad pairs, and RECORD checks of the stack's files.
+    Probe("packages", ("pip", "python", "torch", "tensorboardx", "tensorboard", "tensorflow", "jax", "numpy"),
+          payload="distributions.py"),
     Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
     Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
     # Every report needs it (bug reports, and redaction of user, home and host names).
@@ -77,16 +88,32 @@ PROBES: tuple[Probe, ...] = (
     Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True),
     Probe("jax", ("jax",), payload="jax_info.py", heavy=True),
     Probe("tensorboard", ("tensorboard",), payload="tensorboard_info.py", heavy=True),
-    Probe("numpy", ("numpy",), payload="numpy_sweep.py", heavy=True),
+    # Its sweep bounds each child import itself, and waits on them without progress of its own.
+    Probe("numpy", ("numpy",), payload="numpy_sweep.py", heavy=True, watch=False),
 )
 
 
 class ProbeFailed(Exception):
-    """A probe ended without a usable result; the message says how."""
+    """A probe ended without a usable result; the message says how. ``step`` is the
+    last step the payload announced (see payloads/_common.py ``step``); ``data``, the
+    facts by key that were still gathered; ``charged``, the keys the failure was
+    recorded in (the culprits), when every key has facts."""
 
-    def __init__(self, message: str, stderr_tail: str = ""):
+    def __init__(self, message: str, stderr_tail: str = "", step: dict | None = None, failure: dict | None = None,
+                 data: dict | None = None, charged: tuple[str, ...] = ()):
         super().__init__(message)
         self.stderr_tail = stderr_tail
+        self.step = step or {}
+        self.failure = failure or {}
+        self.data = data or {}
+        self.charged = charged
+
+
+def hang_window() -> float:
+    try:
+        return float(os.environ.get("TBDOCTOR_HANG_WINDOW") or HANG_WINDOW)
+    except ValueError:
+        return HANG_WINDOW
 
 
 def payload_source(filename: str) -> str:
@@ -108,27 +135,145 @@ def emitted(stdout: str) -> list[dict]:
     return found
 
 
-def run_payload(target: Target, filename: str, timeout: float, context: dict | None = None) -> dict:
-    """Run one payload in the target interpreter and return the object it emitted."""
+def run_payload(target: Target, filename: str, timeout: float, context: dict | None = None,
+                watch: bool = False) -> dict:
+    """Run one payload in the target interpreter and return the object it emitted.
+    With ``watch``, a payload that makes no progress for ``hang_window()`` s is hung."""
     env = dict(os.environ, **QUIET_ENV)
     with tempfile.TemporaryDirectory(prefix="tbdoctor-probe-") as neutral_cwd:
         result = procs.run(
-            [target.python, "-", json.dumps(context or {})],
+            [target.python, "-X", "faulthandler", "-", json.dumps(context or {})],
             timeout=timeout, env=env, cwd=neutral_cwd, stdin_text=payload_source(filename),
+            stall=hang_window() if watch else 0.0,
         )
+    stderr = "\n".join(line for line in result.stderr.splitlines() if not line.startswith(_STEP))
     if result.failure():
-        raise ProbeFailed(result.failure(), result.stderr_tail())
+        raise _failed(result, stderr)
     found = emitted(result.stdout)
     if found:
         return found[-1]
-    raise ProbeFailed("printed no parseable result", result.stderr_tail() or result.stdout[-500:])
+    raise ProbeFailed("printed no parseable result", _tail(stderr) or result.stdout[-500:])
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _failed(result: procs.ProcResult, stderr: str) -> ProbeFailed:
+    """How a payload ended, named by the step it was in and where its Python stack was."""
+    steps = []
+    for line in result.stderr.splitlines():
+        if line.startswith(_STEP):
+            try:
+                steps.append(json.loads(line[len(_STEP):]))
+            except ValueError:
+                continue
+    last = dict(steps[-1]) if steps else {}
+    if last.get("part") and last.get("facts") is None:  # the facts of the part so far
+        last["facts"] = next((s["facts"] for s in reversed(steps)
+                              if s.get("part") == last["part"] and s.get("facts") is not None), None)
+    what, where = last.get("step"), ""
+    if what:
+        where = stack_location(stderr, re.split(r"[\s.]", what.replace("import ", "", 1))[0])
+    if result.stalled and what:
+        line = f"{what} hangs" + (f" in {where}" if where else "") + \
+            f" (no CPU time or I/O for {result.stalled:.0f} s; stopped after {result.seconds:.0f} s)"
+        message = "hung: " + line
+    else:
+        line = message = result.failure() + (f" during {what}" if what else "") + (f", in {where}" if where else "")
+    reason = "hang" if result.stalled else "timeout" if result.timed_out else \
+        "crashed" if result.signal_name else "other"
+    failure = {"reason": reason, "line": line, "traceback": stderr.strip()[-4000:]}
+    return ProbeFailed(message, _tail(stderr), step=last, failure=failure)
+
+
+_FRAME = re.compile(r'^\s+File "(.+)", line (\d+) in (.+)$')
+
+
+def stack_location(stderr: str, module: str) -> str:
+    """Where faulthandler's dump of the stack says the code was: the innermost frame in
+    ``module``'s own files, then (if elsewhere) the innermost one in an installed package,
+    else the innermost of all."""
+    blocks: list[list[tuple[str, str, str]]] = []
+    for line in stderr.splitlines():
+        if "(most recent call first)" in line:
+            blocks.append([])
+        elif blocks and _FRAME.match(line):
+            blocks[-1].append(_FRAME.match(line).groups())
+
+    def in_module(frame) -> bool:
+        parts = re.split(r"[\\/]", frame[0])
+        return module in parts or parts[-1] == module + ".py"
+
+    frames = next((b for b in blocks if any(map(in_module, b))), blocks[0] if blocks else [])
+    real = [f for f in frames if not f[0].startswith("<")]
+    if not real:
+        return ""
+    own = next((f for f in real if in_module(f)), real[0])
+    # Then the innermost frame in an installed package (another package it imports), else the innermost.
+    inner = next((f for f in real if re.search(r"[\\/](site|dist)-packages[\\/]", f[0])), real[0])
+    inner = inner if inner != own else real[0]
+    text = lambda f: f"{f[0]}:{f[1]} ({f[2]})"  # noqa: E731
+    return text(own) if inner == own else f"{text(own)}, at {text(inner)}"
 
 
 def _run_one(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
     if probe.payload:
-        return run_payload(target, probe.payload, timeout, context)
+        return _run_parts(probe, target, timeout, context)
     module, _, func = probe.host.partition(":")
-    return getattr(importlib.import_module(module), func)(HostContext(target, timeout))
+    return {probe.name: getattr(importlib.import_module(module), func)(HostContext(target, timeout))}
+
+
+def _charge(exc: ProbeFailed, parts: tuple[str, ...]) -> dict | None:
+    """The facts of the part a failed payload was working on, with the failure recorded in
+    the field its step named; None when the step does not say."""
+    step = exc.step
+    if step.get("part") not in parts or not step.get("key") or not isinstance(step.get("facts"), dict):
+        return None
+    return dict(step["facts"], **{step["key"]: exc.failure})
+
+
+def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
+    """Run a payload probe. If it crashes or hangs, the failure is charged to the part
+    (facts key) it was working on, and a payload gathering several parts (torch and
+    tensorboardX) is run again for each other part alone, so those keep their facts.
+    Raises ProbeFailed with what was still gathered."""
+    start = time.monotonic()
+    parts = probe.provides or (probe.name,)
+    try:
+        data = run_payload(target, probe.payload, timeout, context, watch=probe.watch)
+        return data if probe.provides else {probe.name: data}
+    except ProbeFailed as exc:
+        first = exc
+    got, culprits, unexplained = {}, [], []
+    charged = _charge(first, parts)
+    if charged is not None:
+        got[first.step["part"]] = charged
+        culprits.append(first.step["part"])
+    else:
+        unexplained.append(first)
+    left = timeout - (time.monotonic() - start)
+    if len(parts) > 1 and first.step and left > 5:  # it got as far as the payload's own steps
+        def alone(part: str) -> None:
+            try:
+                got[part] = run_payload(target, probe.payload, left, dict(context, only=[part]),
+                                        watch=probe.watch).get(part)
+            except ProbeFailed as exc:
+                again = _charge(exc, (part,))
+                if again is not None:
+                    got[part] = again
+                    culprits.append(part)
+                else:
+                    unexplained.append(exc)
+        threads = [threading.Thread(target=alone, args=(p,), daemon=True) for p in parts if p not in got]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    shown = unexplained[-1] if unexplained else first  # what the probe.<name> finding must say
+    complete = all(p in got for p in parts)
+    raise ProbeFailed(str(shown), shown.stderr_tail, shown.step, shown.failure, got,
+                      charged=tuple(culprits) if complete else ())
 
 
 def select(sections: list[str] | None, quick: bool) -> tuple[tuple[Probe, ...], tuple[Probe, ...]]:
@@ -139,14 +284,19 @@ def select(sections: list[str] | None, quick: bool) -> tuple[tuple[Probe, ...], 
 
 
 def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_TIMEOUT,
-            on_done: Callable[[str], None] | None = None, skipped: tuple[Probe, ...] = ()) -> dict:
+            on_done: Callable[[str], None] | None = None, skipped: tuple[Probe, ...] = (),
+            hash_files: bool = False) -> dict:
     """Run ``probes`` in parallel; return the redacted facts snapshot.
 
     Returns within about ``timeout`` seconds whatever the probes do: payload
     children are killed with their process group, and a host probe still
-    running at the deadline is abandoned (its thread is a daemon).
+    running at the deadline is abandoned (its thread is a daemon). With
+    ``hash_files`` the stack's installed files are hashed and compared with RECORD.
     """
-    context = {"cwd": os.getcwd(), "timeout": timeout, "env_prefixes": ENV_PREFIXES}
+    # The user's own values of the variables QUIET_ENV overrides (None: unset), so the
+    # python probe records the user's environment, not tbdoctor's settings for its probes.
+    context = {"cwd": os.getcwd(), "timeout": timeout, "env_prefixes": ENV_PREFIXES,
+               "user_env": {k: os.environ.get(k) for k in QUIET_ENV}, "hash_files": hash_files}
     results: dict[str, dict] = {}
     lock = threading.Lock()
 
@@ -158,6 +308,9 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
             data = _run_one(probe, target, timeout, context)
         except ProbeFailed as exc:
             meta.update(status="failed", error=str(exc), stderr_tail=exc.stderr_tail)
+            data = exc.data or None
+            if exc.charged:  # reported on the packages themselves (<section>.import-failed)
+                meta["charged"] = list(exc.charged)
         except Exception as exc:  # a bug in a host probe must not take the run down
             meta.update(status="failed", error=f"{type(exc).__name__}: {exc}", stderr_tail="")
         meta["seconds"] = round(time.monotonic() - start, 3)
@@ -193,11 +346,8 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
                                 "error": f"timed out after {timeout:.0f} s", "stderr_tail": ""}, "data": None}
             snapshot["probes"][probe.name] = got["meta"]
             data = got["data"]
-            if probe.provides:  # one process, several facts keys (torch + tensorboardX)
-                for key in probe.provides:
-                    snapshot[key] = data.get(key) if isinstance(data, dict) else None
-            else:
-                snapshot[probe.name] = data
+            for key in probe.provides or (probe.name,):  # payloads: one process, several facts keys
+                snapshot[key] = data.get(key) if isinstance(data, dict) else None
     for probe in skipped:
         snapshot["probes"][probe.name] = {"status": "skipped", "section": probe.sections[0], "seconds": 0.0,
                                           "error": "skipped by --quick (it imports a framework)"}

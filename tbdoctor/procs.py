@@ -31,6 +31,7 @@ class ProcResult:
     stderr: str = ""
     seconds: float = 0.0
     timed_out: bool = False
+    stalled: float = 0.0  # > 0: stopped after that many seconds without progress (a hang)
     not_found: bool = False
     error: str = ""  # why it could not be started
 
@@ -54,6 +55,8 @@ class ProcResult:
             return f"{self.argv[0]} not found"
         if self.error:
             return f"could not start {self.argv[0]}: {self.error}"
+        if self.stalled:
+            return f"hung (no progress for {self.stalled:.0f} s, stopped after {self.seconds:.0f} s)"
         if self.timed_out:
             return f"timed out after {self.seconds:.0f} s"
         if self.signal_name:
@@ -73,12 +76,18 @@ def run(
     cwd: str | None = None,
     stdin_text: str | None = None,
     interrupt_grace: float = 0.0,
+    stall: float = 0.0,
 ) -> ProcResult:
     """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds.
 
     On Ctrl-C in tbdoctor the child is killed; with ``interrupt_grace`` it first
     gets SIGINT and that many seconds to clean up (pip rolls back its own
     half-done uninstall on KeyboardInterrupt).
+    With ``stall``, a child whose process tree makes no progress (see
+    ``progress``) for that many seconds is hung: it gets SIGUSR1 (a payload
+    dumps its Python stack on it), a moment to write, and is killed; so is one
+    that reaches ``timeout``. Where /proc is missing (macOS, Windows) only
+    ``timeout`` applies.
     """
     start = time.monotonic()
     try:
@@ -100,9 +109,19 @@ def run(
     with _LIVE_LOCK:
         _LIVE.add(proc)
     try:
-        out, err = proc.communicate(stdin_text, timeout=timeout)
+        out, err, stalled = _communicate(proc, stdin_text, start + timeout, stall if _PROC_FS else 0.0)
+        if stalled:
+            _dump_and_kill(proc)
+            try:
+                out, err = proc.communicate(timeout=5)
+            except (subprocess.TimeoutExpired, ValueError):
+                out, err = "", ""
+            return ProcResult(tuple(argv), None, out or "", err or "", time.monotonic() - start, stalled=stalled)
     except subprocess.TimeoutExpired:
-        _kill_tree(proc)
+        if stall and not _WINDOWS:
+            _dump_and_kill(proc)
+        else:
+            _kill_tree(proc)
         try:
             out, err = proc.communicate(timeout=5)
         except (subprocess.TimeoutExpired, ValueError):
@@ -117,6 +136,83 @@ def run(
         with _LIVE_LOCK:
             _LIVE.discard(proc)
     return ProcResult(tuple(argv), proc.returncode, out, err, time.monotonic() - start)
+
+
+# Linux with the children lists (CONFIG_PROC_CHILDREN): without them, only the timeout applies.
+_PROC_FS = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+_POLL = 1.0  # seconds between looks at a watched child
+
+
+def _communicate(proc: subprocess.Popen, stdin_text: str | None, deadline: float,
+                 stall: float) -> tuple[str, str, float]:
+    """(stdout, stderr, 0.0) when ``proc`` ends; ("", "", window) when its tree made
+    no progress for ``stall`` seconds (0: not watched). TimeoutExpired at ``deadline``.
+    Output is not lost between looks: communicate() continues where it stopped."""
+    last, since, first = None, time.monotonic(), True
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            out, err = proc.communicate(stdin_text if first else None,
+                                        timeout=max(0.01, min(_POLL, remaining) if stall else remaining))
+            return out, err, 0.0
+        except subprocess.TimeoutExpired:
+            first = False
+            if time.monotonic() >= deadline:
+                raise
+        now, seen = time.monotonic(), progress(proc.pid)
+        if seen is None or seen != last:
+            last, since = seen, now
+        elif now - since >= stall:
+            return "", "", stall
+
+
+def progress(pid: int) -> tuple | None:
+    """What grows while ``pid`` and its descendants work, summed: CPU time, major
+    page faults (mapping a library from a slow disk), bytes read and written (any
+    file, pipe or socket). None (counts as progress) while one of them waits for
+    the disk (state D). Linux /proc only."""
+    cpu = faults = io = 0
+    for each in _tree(pid):
+        try:
+            with open(f"/proc/{each}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            if fields[0] == b"D":
+                return None
+            cpu += int(fields[11]) + int(fields[12])  # utime, stime
+            faults += int(fields[9])  # majflt
+            with open(f"/proc/{each}/io", "rb") as fh:
+                io += sum(int(line.split()[1]) for line in fh if line.split()[0] in
+                          (b"rchar:", b"wchar:", b"read_bytes:", b"write_bytes:"))
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile, or is not ours to read
+    return cpu, faults, io
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/<pid>/task/<tid>/children."""
+    found = [pid]
+    for each in found:
+        try:
+            tids = os.listdir(f"/proc/{each}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{each}/task/{tid}/children", "rb") as fh:
+                    found += [int(c) for c in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def _dump_and_kill(proc: subprocess.Popen) -> None:
+    """SIGUSR1 to the hung child (its Python stack to stderr), then kill its group."""
+    try:
+        os.kill(proc.pid, signal.SIGUSR1)
+        proc.wait(1.0)
+    except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+        pass
+    _kill_tree(proc)
 
 
 @dataclass

@@ -53,19 +53,21 @@ def _probe_or_reuse(chosen, only, args, notes: list[str]) -> dict:
         except (probe.ProbeFailed, KeyError, TypeError):
             key = None  # the probes will say what is wrong with this interpreter
         hit = key and cache.load(chosen, key, {p.name for p in run})
+        if hit and getattr(args, "verbose", False) and not (hit[0].get("packages") or {}).get("hashed"):
+            hit = None  # -v compares the installed files' hashes with RECORD: probe again
         if hit:
             facts, age = hit
             notes.append(f"facts from the cache, {age:.0f} s old (nothing changed since; --no-cache to probe again)")
             return facts
-    facts = _collect(chosen, run, timeout, skipped)
+    facts = _collect(chosen, run, timeout, skipped, hash_files=bool(getattr(args, "verbose", False)))
     if key:
         cache.store(chosen, key, facts)
     return facts
 
 
-def _collect(chosen, probes, timeout: float, skipped) -> dict:
+def _collect(chosen, probes, timeout: float, skipped, hash_files: bool = False) -> dict:
     if not sys.stderr.isatty():
-        return probe.collect(chosen, probes, timeout, skipped=skipped)
+        return probe.collect(chosen, probes, timeout, skipped=skipped, hash_files=hash_files)
     from rich.console import Console
     pending = [p.name for p in probes]
     console = Console(stderr=True)
@@ -73,7 +75,7 @@ def _collect(chosen, probes, timeout: float, skipped) -> dict:
         def done(name: str) -> None:
             pending.remove(name)
             status.update(f"Probing {chosen.python}: {', '.join(pending) or 'done'}")
-        return probe.collect(chosen, probes, timeout, on_done=done, skipped=skipped)
+        return probe.collect(chosen, probes, timeout, on_done=done, skipped=skipped, hash_files=hash_files)
 
 
 def run(args) -> int:

@@ -1,10 +1,41 @@
 # Prepended to every payload. Standard library only, Python 3.8+.
+import faulthandler
 import json
 import os
 import re
+import signal
 import sys
 
 MARKER = "@@tbdoctor-result@@"
+STEP_MARKER = "@@tbdoctor-step@@"
+# A crash prints the Python stack (tbdoctor also passes -X faulthandler, for crashes at
+# start-up), and so does SIGUSR1: tbdoctor sends it to a probe that hangs before stopping it.
+faulthandler.enable()
+if hasattr(signal, "SIGUSR1"):
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+_PART = None
+
+
+def begin(part, facts):
+    """Start on the facts of ``part`` (a facts key): what is known so far goes to stderr,
+    so that a crash or hang from here on is charged to ``part`` with these facts."""
+    global _PART
+    _PART = part
+    _say({"part": part, "facts": facts})
+
+
+def step(what, key=None, facts=None):
+    """Say on stderr what is about to run. If it crashes or hangs, tbdoctor records the
+    failure (a failure record) in the current part's ``key``, with ``facts`` as its facts
+    (default: the last given); without ``key`` the probe's own finding names the step."""
+    _say({"part": _PART, "step": what, "key": key, "facts": facts})
+
+
+def _say(record):
+    stream = sys.__stderr__
+    if stream is not None:
+        stream.write("\n" + STEP_MARKER + json.dumps(record, default=str) + "\n")
+        stream.flush()
 
 
 def context():
@@ -76,12 +107,14 @@ def failure(exc=None, text="", captured=""):
     return {"reason": reason, "line": line, "traceback": full[-4000:]}
 
 
-def guarded_import(name):
-    """Import ``name`` with stderr captured; (module, None) or (None, failure record)."""
+def guarded_import(name, key=None, facts=None):
+    """Import ``name`` with stderr captured; (module, None) or (None, failure record).
+    ``key``, ``facts``: where a crash or hang of this import is recorded (see ``step``)."""
     import contextlib
     import importlib
     import io
     import warnings
+    step("import " + name, key, facts)
     buf = io.StringIO()
     try:
         with contextlib.redirect_stderr(buf), warnings.catch_warnings():
@@ -149,3 +182,51 @@ def top_level_names(dist):
             continue
         names.add(first)
     return sorted(n for n in names if n.isidentifier())
+
+
+def integrity(dist, hashes=False):
+    """The files ``dist``'s RECORD lists that are missing on disk, and with ``hashes``
+    those whose sha256 differs from RECORD (compiled .pyc files are not compared:
+    Python rewrites them). None without a RECORD (conda, egg-info)."""
+    import base64
+    import csv
+    import hashlib
+    record = dist.read_text("RECORD")
+    if record is None:
+        return None
+    missing, changed, files = [], [], 0
+    for row in csv.reader(record.splitlines()):
+        if not row or row[0].endswith(".pyc") or "__pycache__" in row[0]:
+            continue
+        files += 1
+        path = str(dist.locate_file(row[0]))
+        if not os.path.exists(path):
+            missing.append(row[0])
+        elif hashes and len(row) > 1 and row[1].startswith("sha256="):
+            digest = hashlib.sha256()
+            try:
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+            except OSError:
+                continue
+            if base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() != row[1][7:]:
+                changed.append(row[0])
+    missing.sort(key=lambda p: p.startswith(".."))  # the package's own files first, then scripts
+    meta = headers(dist)
+    return {"name": meta["Name"], "version": meta["Version"], "files": files, "hashed": bool(hashes),
+            "missing": missing[:20], "missing_count": len(missing), "changed": changed[:20],
+            "changed_count": len(changed)}
+
+
+def dist_integrity(*names):
+    """``integrity`` with hashes of the first of ``names`` installed (after an import failed)."""
+    from importlib import metadata
+    for name in names:
+        try:
+            return integrity(metadata.distribution(name), hashes=True)
+        except metadata.PackageNotFoundError:
+            continue
+        except Exception:
+            return None
+    return None

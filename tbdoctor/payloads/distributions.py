@@ -99,10 +99,24 @@ def shadowed(dists, cwd):
     return found
 
 
+# The stack's distributions: RECORD checked against the files on every check (hashes with -v).
+_STACK = ("torch", "tensorboardx", "tensorboard", "tb-nightly", "tensorboard-data-server", "tensorflow",
+          "tensorflow-cpu", "tf-nightly", "tf-keras", "keras", "numpy", "protobuf", "jax", "jaxlib")
+
+
+def stack_integrity(described, hashes):
+    """``integrity`` of the stack's distributions, from (Distribution, description) pairs."""
+    found = {}
+    for dist, d in described:
+        if d["canonical"] in _STACK and d["canonical"] not in found:  # the first on sys.path: what import sees
+            found[d["canonical"]] = integrity(dist, hashes)
+    return {k: v for k, v in found.items() if v is not None}
+
+
 ctx = context()
-dists = [describe(d) for d in metadata.distributions()]
-broken = [d["metadata_dir"] for d in dists if not d["name"]]
-dists = [d for d in dists if d["name"]]
+described = [(d, describe(d)) for d in metadata.distributions()]
+broken = [d["metadata_dir"] for _, d in described if not d["name"]]
+dists = [d for _, d in described if d["name"]]
 by_name = {}
 for d in dists:
     by_name.setdefault(d["canonical"], []).append(d)
@@ -112,4 +126,6 @@ emit({
     "broken_metadata": broken,
     "marker_environment": marker_environment(),
     "shadowed_modules": shadowed(first, ctx.get("cwd")),
+    "integrity": stack_integrity([p for p in described if p[1]["name"]], bool(ctx.get("hash_files"))),
+    "hashed": bool(ctx.get("hash_files")),
 })

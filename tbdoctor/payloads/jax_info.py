@@ -10,12 +10,14 @@ def probe():
     _, jaxlib_version = dist_version("jaxlib")
     out = {"installed": True, "dist_version": version, "jaxlib": jaxlib_version, "import_ok": False,
            "import_error": None, "version": None, "backend": None, "devices": None, "warnings": []}
-    jax, err = guarded_import("jax")
+    begin("jax", out)
+    jax, err = guarded_import("jax", "import_error")
     if jax is None:
         out["import_error"] = err
         return out
     out["import_ok"] = True
     out["version"] = str(getattr(jax, "__version__", None))
+    step("jax.devices()", "import_error", dict(out, import_ok=False))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -65,6 +65,8 @@ def import_one(item, timeout):
         else:
             reason, line = classify(proc.stderr)
             result.update(reason=reason, line=line, traceback=proc.stderr[-3000:])
+    if not result["ok"]:
+        result["integrity"] = dist_integrity(item["name"])
     result["seconds"] = round(time.time() - start, 3)
     return result
 

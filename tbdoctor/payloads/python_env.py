@@ -114,6 +114,82 @@ def user_site():
     }
 
 
+def site_dirs():
+    dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    dirs += [site.getusersitepackages() if hasattr(site, "getusersitepackages") else None,
+             sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    seen = []
+    for d in dirs:
+        if d and os.path.isdir(d) and d not in seen:
+            seen.append(d)
+    return seen
+
+
+def broken_pth():
+    """.pth files whose `import` lines raise, run again as site.addpackage runs them at
+    every start-up ("Error processing line N of ...pth"; the rest of the file is ignored)."""
+    import contextlib
+    import io
+    found = []
+    for folder in site_dirs():
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if not name.endswith(".pth") or name.startswith(".") or not os.path.isfile(path):
+                continue
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    lines = fh.read().splitlines()
+            except OSError:
+                continue
+            for number, line in enumerate(lines, 1):
+                if not line.startswith(("import ", "import\t")):
+                    continue
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                        exec(line, {})
+                except Exception as exc:
+                    found.append({"file": path, "line": number, "text": line[:300], "error": first_line(exc),
+                                  "owner": pth_owner(folder, name, path)})
+                    break
+    return found
+
+
+def pth_owner(folder, name, path):
+    """Who installed a .pth: a distribution (RECORD), conda (conda-meta) or dpkg; None if nobody."""
+    from importlib import metadata
+    for dist in metadata.distributions(path=[folder]):
+        if any(row.split(",", 1)[0] == name for row in (dist.read_text("RECORD") or "").splitlines()):
+            meta = headers(dist)
+            return {"kind": "pip", "name": meta["Name"], "version": meta["Version"]}
+    for meta_dir, kind in ((os.path.join(sys.prefix, "conda-meta"), "conda"), ("/var/lib/dpkg/info", "dpkg")):
+        if not os.path.isdir(meta_dir):
+            continue
+        for entry in os.listdir(meta_dir):
+            if not entry.endswith((".json", ".list")):
+                continue
+            try:
+                with open(os.path.join(meta_dir, entry), encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            if kind == "conda" and os.path.relpath(path, sys.prefix).replace(os.sep, "/") in text:
+                return {"kind": "conda", "name": entry[:-5].rsplit("-", 2)[0]}
+            if kind == "dpkg" and path in text.splitlines():
+                return {"kind": "dpkg", "name": entry[:-5].split(":")[0]}
+    return None
+
+
+def user_environ():
+    """The variables the user set (those tbdoctor set for its probes put back as the user had them)."""
+    env = dict(os.environ)
+    for key, value in (context().get("user_env") or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return {k: v for k, v in env.items() if k.startswith(tuple(context().get("env_prefixes", ())))}
+
+
 cfg = read_pyvenv_cfg(sys.prefix)
 kind, evidence = environment_kind(cfg)
 emit({
@@ -133,6 +209,7 @@ emit({
     "site_packages": sysconfig.get_path("purelib"),
     "user_site": user_site(),
     "sys_path": sys.path,
-    "environ": {k: v for k, v in os.environ.items() if k.startswith(tuple(context().get("env_prefixes", ())))},
+    "environ": user_environ(),
+    "broken_pth": broken_pth(),
     "pip": pip_facts(),
 })

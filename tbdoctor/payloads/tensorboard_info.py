@@ -14,9 +14,11 @@ _PORT = 6006
 
 
 def package(out):
-    tb, err = guarded_import("tensorboard")
+    begin("tensorboard", out)
+    tb, err = guarded_import("tensorboard", "import_error")
     if tb is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity(*_DISTS)
         return
     out["import_ok"] = True
     version = getattr(tb, "__version__", None)
@@ -24,9 +26,9 @@ def package(out):
         ver, _ = guarded_import("tensorboard.version")
         version = getattr(ver, "VERSION", None)
     out["module_version"] = version
-    _, err = guarded_import("tensorboard.compat.proto.event_pb2")
+    _, err = guarded_import("tensorboard.compat.proto.event_pb2", "protos_error", out)
     out["protos_error"] = err
-    _, err = guarded_import("tensorboard.main")  # what the `tensorboard` command imports first
+    _, err = guarded_import("tensorboard.main", "cli_error", out)  # what the `tensorboard` command imports first
     out["cli_error"] = err
 
 

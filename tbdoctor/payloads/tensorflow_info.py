@@ -12,9 +12,11 @@ def probe():
         return {"installed": False}
     out = {"installed": True, "distribution": name, "dist_version": version, "import_ok": False,
            "import_error": None, "version": None, "build": None, "gpus": None, "gpu_error": None}
-    tf, err = guarded_import("tensorflow")
+    begin("tensorflow", out)
+    tf, err = guarded_import("tensorflow", "import_error")
     if tf is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity(*_DISTS)
         return out
     out["import_ok"] = True
     out["version"] = str(getattr(tf, "__version__", None))
@@ -24,6 +26,7 @@ def probe():
                                                  "cuda_compute_capabilities")}
     except Exception as exc:
         out["build"] = {"error": first_line(exc)}
+    step("tf.config.list_physical_devices('GPU')")  # a crash here stays the probe's (probe.tensorflow)
     try:
         out["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
     except Exception as exc:

@@ -10,12 +10,15 @@ def probe_tensorboardx(numpy):
         return {"installed": False}
     out = {"installed": True, "version": version, "import_ok": False, "import_error": None,
            "writer_ok": None, "writer_error": None, "event_bytes": None}
-    tbx, err = guarded_import("tensorboardX")
+    begin("tensorboardx", out)
+    tbx, err = guarded_import("tensorboardX", "import_error")
     if tbx is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity(name)
         return out
     out["import_ok"] = True
     out["module_version"] = getattr(tbx, "__version__", None)
+    step("tensorboardX.SummaryWriter.add_scalar", "writer_error", dict(out, writer_ok=False))
     with tempfile.TemporaryDirectory(prefix="tbdoctor-tbx-") as logdir:
         try:
             with warnings.catch_warnings():
@@ -77,9 +80,11 @@ def probe_torch():
            "version": None, "cuda": None, "hip": None, "cudnn": None, "cuda_available": None,
            "cuda_error": None, "device_count": None, "devices": [], "arch_list": [], "nccl": None,
            "mps_available": None, "utils_tensorboard_ok": None, "utils_tensorboard_error": None}
-    torch, err = guarded_import("torch")
+    begin("torch", out)
+    torch, err = guarded_import("torch", "import_error")
     if torch is None:
         out["import_error"] = err
+        out["integrity"] = dist_integrity("torch")
         return out
     out["import_ok"] = True
     out["version"] = str(getattr(torch, "__version__", None) or version)
@@ -89,6 +94,7 @@ def probe_torch():
         out["cudnn"] = torch.backends.cudnn.version() if out["cuda"] else None
     except Exception:
         out["cudnn"] = None
+    step("torch.cuda")  # a crash here stays the probe's (probe.torch), named with this step
     try:
         cuda_facts(torch, out)
     except Exception as exc:
@@ -97,7 +103,8 @@ def probe_torch():
         out["mps_available"] = bool(torch.backends.mps.is_available())
     except Exception:
         out["mps_available"] = None
-    utils, err = guarded_import("torch.utils.tensorboard")
+    out["utils_tensorboard_ok"] = False
+    utils, err = guarded_import("torch.utils.tensorboard", "utils_tensorboard_error", out)
     out["utils_tensorboard_ok"] = utils is not None
     out["utils_tensorboard_error"] = err
     return out
@@ -111,10 +118,15 @@ def guarded(probe, *args):
         return {"installed": True, "import_ok": False, "import_error": failure(exc)}
 
 
+# Parts (facts keys) to gather; tbdoctor asks for one at a time when a run of both crashed or hung.
+parts = context().get("only") or ("tensorboardx", "torch")
 stubbed = tensorboard_without_tensorflow()
-numpy_module, _numpy_error = guarded_import("numpy")
-result = {"tensorboardx": guarded(probe_tensorboardx, numpy_module)}
-result["torch"] = guarded(probe_torch)
-if result["torch"].get("import_ok"):
-    result["torch"]["tensorflow_stubbed"] = stubbed
+result = {}
+if "tensorboardx" in parts:
+    numpy_module, _numpy_error = guarded_import("numpy")
+    result["tensorboardx"] = guarded(probe_tensorboardx, numpy_module)
+if "torch" in parts:
+    result["torch"] = guarded(probe_torch)
+    if result["torch"].get("import_ok"):
+        result["torch"]["tensorflow_stubbed"] = stubbed
 emit(result)

@@ -13,17 +13,17 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import (cuda, gpu, gpu_builds, jax, knowledge, numpy, pip, policy, python, pytorch, stack,
-                            tensorboard, tensorflow)
+from tbdoctor.rules import (cuda, gpu, gpu_builds, integrity, jax, knowledge, numpy, pip, policy, python, pytorch,
+                            stack, tensorboard, tensorflow)
 
 RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
-    + tensorboard.RULES + numpy.RULES + stack.RULES + gpu_builds.RULES + knowledge.RULES + policy.RULES
+    + tensorboard.RULES + numpy.RULES + stack.RULES + integrity.RULES + gpu_builds.RULES + knowledge.RULES + policy.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:
     findings = []
     for name, meta in (facts.get("probes") or {}).items():
-        if meta.get("status") == "ok":
+        if meta.get("status") == "ok" or meta.get("charged"):  # charged: reported on the package that failed
             continue
         if meta.get("status") == "skipped":
             findings.append(Finding(f"probe.{name}", SKIPPED, f"The {name} probe was {meta.get('error', 'skipped')}",

@@ -1,12 +1,13 @@
 """Rules of the Python section (python.*): interpreter, environment kind, EOL,
-PEP 668, PYTHONPATH, user site and shadowing folders. Pure."""
+PEP 668, PYTHONPATH, user site, shadowing folders and .pth files that raise. Pure."""
 
 from __future__ import annotations
 
 import datetime
 
 from tbdoctor import tables
-from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix
+from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix, quote_command
+from tbdoctor.rules.common import manual, pip_install
 
 _KIND_NAMES = {"venv": "venv", "virtualenv": "virtualenv", "uv": "uv-created venv",
                "conda": "conda environment", "pyenv": "pyenv interpreter", "system": "system interpreter"}
@@ -126,4 +127,31 @@ def shadowing(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (interpreter, bitness, end_of_life, externally_managed, pythonpath, user_site, shadowing)
+def broken_pth(facts: dict) -> list[Finding]:
+    """A .pth file whose import line raises at every interpreter start-up."""
+    findings = []
+    for item in (facts.get("python") or {}).get("broken_pth") or ():
+        owner = item.get("owner") or {}
+        if owner.get("kind") == "pip":
+            hint = f"It belongs to {owner['name']} {owner['version']}, whose files are damaged: reinstall it."
+            fixes = (pip_install(facts, f"{owner['name']}=={owner['version']}", options=("--force-reinstall", "--no-deps")),)
+        elif owner.get("kind") == "dpkg":
+            hint = f"It belongs to the system package {owner['name']}: reinstall that package (never delete its files)."
+            fixes = (manual(f"sudo apt-get install --reinstall {owner['name']}"),)
+        elif owner.get("kind") == "conda":
+            hint = f"It belongs to the conda package {owner['name']}: reinstall that package (never delete its files)."
+            fixes = (manual(f"conda install --force-reinstall {owner['name']}"),)
+        else:
+            hint = "No installed package owns it (left over from an uninstall): remove it."
+            windows = (facts.get("python") or {}).get("platform") == "win32"
+            fixes = (manual(f'del "{item["file"]}"' if windows else quote_command(["rm", item["file"]])),)
+        findings.append(Finding(
+            "python.broken-pth", WARNING,
+            f"{item['file']} line {item['line']} raises at every start-up: {item['error']}",
+            detail=f"Python prints \"Error processing line {item['line']} of {item['file']}\" whenever it starts, and "
+                   f"ignores the rest of the file. The line: {item['text']}",
+            hint=hint, fixes=fixes))
+    return findings
+
+
+RULES = (interpreter, bitness, end_of_life, externally_managed, pythonpath, user_site, shadowing, broken_pth)

@@ -16,6 +16,7 @@ from packaging.version import Version
 from tbdoctor import tables
 from tbdoctor.compat import parse_version
 from tbdoctor.findings import ERROR, Finding, Fix
+from tbdoctor.rules import integrity
 from tbdoctor.rules.common import broken_pins, installed, pip_install, pip_uninstall, requirements, wanted
 
 # What each classified import-failure reason (payloads/_common.py) means.
@@ -34,6 +35,7 @@ REASONS = {
     "missing-module": "a module it imports is not installed",
     "crashed": "the import crashed the interpreter",
     "timeout": "the import did not finish",
+    "hang": "the import blocks at that line (no CPU time, no I/O) and would never finish",
     "other": "the import raised an error",
 }
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
@@ -136,8 +138,8 @@ def import_failed(facts: dict, section: str, package: str, version: str | None, 
     """``<section>.import-failed`` (or ``finding_id``) for a classified failure, unless a known-bad
     pair already reports it."""
     reason = error.get("reason") or "other"
-    if explained(facts, package, reason):
-        return []
+    if explained(facts, package, reason) or integrity.missing_files(facts, package):
+        return []  # reported with its cause (known-bad pair, <section>.incomplete-install)
     label = f"{package} {version}" if version else package
     hint, fixes = _advice(facts, package, version, error)
     why = REASONS.get(reason, REASONS["other"])
@@ -179,6 +181,9 @@ def _advice(facts: dict, package: str, version: str | None, error: dict) -> tupl
         fixes = (Fix("env", "unset LD_LIBRARY_PATH"),) if env.get("LD_LIBRARY_PATH") else ()
         return ("Libraries from LD_LIBRARY_PATH or a system CUDA can shadow the wheel's own; remove them from the "
                 f"loader path for this environment, or reinstall {package} in a clean venv.", fixes)
+    if reason == "hang":
+        return (f"It waits there for a lock, a network peer or input; run `python -X faulthandler -c 'import {package}'`"
+                " and press Ctrl-C to see the whole stack.", ())
     if reason in ("crashed", "timeout") and version:
         return (f"Run `python -c 'import {package}'` to see it happen; a reinstall replaces damaged files.",
                 (pip_install(facts, f"{package}=={version}", options=("--force-reinstall", "--no-deps")),))
