@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 _WINDOWS = sys.platform == "win32"
 _LIVE: set[subprocess.Popen] = set()  # children still running, for kill_all()
@@ -73,12 +74,14 @@ def run(
     cwd: str | None = None,
     stdin_text: str | None = None,
     interrupt_grace: float = 0.0,
+    on_line: Callable[[str], None] | None = None,
 ) -> ProcResult:
     """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds.
 
     On Ctrl-C in tbdoctor the child is killed; with ``interrupt_grace`` it first
     gets SIGINT and that many seconds to clean up (pip rolls back its own
-    half-done uninstall on KeyboardInterrupt).
+    half-done uninstall on KeyboardInterrupt). ``on_line`` is called with each
+    line of stdout as it arrives (live progress), from a reader thread.
     """
     start = time.monotonic()
     try:
@@ -99,12 +102,13 @@ def run(
         return ProcResult(tuple(argv), None, error=exc.strerror or str(exc))
     with _LIVE_LOCK:
         _LIVE.add(proc)
+    talk = proc.communicate if on_line is None else _streamer(proc, on_line)
     try:
-        out, err = proc.communicate(stdin_text, timeout=timeout)
+        out, err = talk(stdin_text, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_tree(proc)
         try:
-            out, err = proc.communicate(timeout=5)
+            out, err = talk(None, timeout=5)
         except (subprocess.TimeoutExpired, ValueError):
             out, err = "", ""
         return ProcResult(tuple(argv), None, out or "", err or "", time.monotonic() - start, timed_out=True)
@@ -117,6 +121,40 @@ def run(
         with _LIVE_LOCK:
             _LIVE.discard(proc)
     return ProcResult(tuple(argv), proc.returncode, out, err, time.monotonic() - start)
+
+
+def _streamer(proc: subprocess.Popen, on_line: Callable[[str], None]):
+    """A ``communicate(input, timeout)`` that also hands each stdout line to ``on_line``."""
+    chunks: dict[str, list[str]] = {"out": [], "err": []}
+
+    def pump(stream, key: str, callback) -> None:
+        for line in stream:
+            chunks[key].append(line)
+            if callback is not None:
+                try:
+                    callback(line)
+                except Exception:  # noqa: BLE001 (a display problem must not lose the output)
+                    pass
+        stream.close()
+
+    readers = [threading.Thread(target=pump, args=(proc.stdout, "out", on_line), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, "err", None), daemon=True)]
+    for reader in readers:
+        reader.start()
+
+    def talk(stdin_text: str | None, timeout: float) -> tuple[str, str]:
+        if stdin_text is not None and proc.stdin is not None:
+            try:
+                proc.stdin.write(stdin_text)
+                proc.stdin.close()
+            except OSError:  # the child exited without reading it
+                pass
+        proc.wait(timeout=timeout)
+        for reader in readers:
+            reader.join(timeout)
+        return "".join(chunks["out"]), "".join(chunks["err"])
+
+    return talk
 
 
 @dataclass

@@ -36,6 +36,7 @@ def options_from(args) -> Options:
         server=not args.no_server, serve=args.serve, port=args.port,
         server_timeout=args.server_timeout or 60.0, timeout=args.timeout or 600.0,
         lr=args.lr, steps=args.steps, seed=args.seed, distributed=args.distributed, nproc=args.nproc or 2,
+        browser=not args.no_browser,
     )
 
 
