@@ -27,7 +27,7 @@ ENABLE = ("no headless browser to open TensorBoard's page: to enable this phase,
           "`pip install 'tbdoctor[browser]'` and install Chromium (e.g. `apt-get install chromium`)")
 SCREENSHOT = "tensorboard-scalars.png"
 # The scalars dashboard with only the loss chart, unsmoothed.
-FRAGMENT = "#scalars&tagFilter=%5Eloss%24&_smoothingWeight=0"
+FRAGMENT = "scalars&tagFilter=%5Eloss%24&_smoothingWeight=0"
 WRONG_TYPE_FIX = ("the system's MIME table maps .js to text/plain (on Windows the registry key "
                   "HKEY_CLASSES_ROOT\\.js, value \"Content Type\", often set by an installer): set it to "
                   "text/javascript (`reg add HKCR\\.js /v \"Content Type\" /t REG_SZ /d text/javascript /f`) "
@@ -48,7 +48,7 @@ _LOOK = """() => {
     lines: all(c.shadowRoot || c, 'path.line').map(p => (p.getAttribute('d') || '').split(/[LC]/).length - 1),
   }));
   return {booted: !!document.querySelector('tb-webapp') && all(document, 'app-header, mat-toolbar').length > 0,
-          runs, cards, noDashboards: /No dashboards are active/.test(text)};
+          runs, cards, noDashboards: /No dashboards are active/.test(text), plugin: location.hash.slice(1)};
 }"""
 
 
@@ -148,30 +148,41 @@ def _look(context, url: str, written: dict, run_dir: str, timeout: float, start:
             page.screenshot(path=shot)
         except error_type:
             shot = ""
-        if shot:
+        if shot and status != PASS:
             detail += f"; screenshot {shot}"
         return Phase("browser", status, time.monotonic() - start, detail, fix), shot
 
     try:
-        page.goto(url + FRAGMENT, wait_until="load", timeout=timeout * 1000)
+        page.goto(url, wait_until="load", timeout=timeout * 1000)
     except error_type as exc:
         return Phase("browser", FAIL, time.monotonic() - start,
                      f"the page {url} never loaded in the browser within {timeout:g} s: {_first_line(exc)}",
                      f"open {url} yourself; check that no proxy setting (HTTP_PROXY without NO_PROXY=127.0.0.1) "
                      "or firewall intercepts 127.0.0.1, or raise --server-timeout"), ""
     loaded, deadline = time.monotonic(), start + timeout
-    seen, missing = {"booted": False, "runs": [], "cards": [], "noDashboards": False}, "the page did not render"
-    while True:
-        try:
-            seen = page.evaluate(_LOOK)
-        except error_type as exc:
-            missing = f"the page could not be inspected: {_first_line(exc)}"
-        else:
-            missing = _missing(seen, runs, loss_runs) if seen["booted"] else "the page stayed blank"
-        blank = wrong_type and not seen["booted"] and time.monotonic() - loaded > 2
-        if not missing or seen["noDashboards"] or blank or time.monotonic() >= deadline:
-            break
-        page.wait_for_timeout(250)
+    seen = {"booted": False, "runs": [], "cards": [], "noDashboards": False, "plugin": ""}
+
+    def watch(enough) -> str:
+        """Look at the page until ``enough(seen)`` holds, the page is blank for want of its
+        JavaScript, or time is up; returns what is still missing."""
+        nonlocal seen
+        while True:
+            try:
+                seen = page.evaluate(_LOOK)
+            except error_type as exc:
+                missing = f"the page could not be inspected: {_first_line(exc)}"
+            else:
+                missing = enough(seen) if seen["booted"] else "the page stayed blank"
+            blank = wrong_type and not seen["booted"] and time.monotonic() - loaded > 2
+            if not missing or seen["noDashboards"] or blank or time.monotonic() >= deadline:
+                return missing
+            page.wait_for_timeout(250)
+
+    # The landing page picks a dashboard (or says there is none); then the scalars one, loss only.
+    missing = watch(lambda now: "" if now["plugin"] else "no dashboard was chosen")
+    if not missing and not seen["noDashboards"]:
+        page.evaluate("fragment => { location.hash = fragment; }", FRAGMENT)
+        missing = watch(lambda now: _missing(now, runs, loss_runs))
     if wrong_type and not seen["booted"]:
         return done(FAIL, f"TensorBoard served its JavaScript ({wrong_type[0]}): the browser refuses to run it "
                     "and the page stays blank", WRONG_TYPE_FIX)
