@@ -98,6 +98,7 @@ class PhaseLines:
         task = self.tasks.pop(key, None)
         if task is not None:
             self.live.remove_task(task)
+            self.live.refresh()  # so the finished spinner is not drawn again under its result line
         self.console.print(self.line(phase))
 
     def line(self, phase) -> Text:
