@@ -142,13 +142,16 @@ def _streamer(proc: subprocess.Popen, on_line: Callable[[str], None]):
     for reader in readers:
         reader.start()
 
+    def feed(text: str) -> None:
+        try:
+            proc.stdin.write(text)
+            proc.stdin.close()
+        except (OSError, ValueError):  # the child exited without reading it
+            pass
+
     def talk(stdin_text: str | None, timeout: float) -> tuple[str, str]:
-        if stdin_text is not None and proc.stdin is not None:
-            try:
-                proc.stdin.write(stdin_text)
-                proc.stdin.close()
-            except OSError:  # the child exited without reading it
-                pass
+        if stdin_text is not None and proc.stdin is not None:  # a thread: a full pipe must not block the timeout
+            threading.Thread(target=feed, args=(stdin_text,), daemon=True).start()
         proc.wait(timeout=timeout)
         for reader in readers:
             reader.join(timeout)
