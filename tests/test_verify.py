@@ -230,8 +230,9 @@ def test_a_javascript_bundle_served_as_text_plain_is_the_blank_page_finding(stac
     assert Path(report["screenshot"]).is_file()
 
 
-def test_the_browser_phase_recognises_no_dashboards_and_a_page_that_never_loads(stack_env, tmp_path):
-    """The phase itself against a real TensorBoard with no event files, and a port that never answers."""
+def test_the_browser_phase_recognises_no_dashboards_a_page_that_never_loads_and_a_broken_browser(stack_env, tmp_path, monkeypatch):
+    """The phase itself against a real TensorBoard with no event files, a port that never answers,
+    and a browser that cannot start."""
     from tbdoctor.verify import browser
 
     written = {"torch": {"scalars": {"loss": [[0, 1.0]]}}}
@@ -264,6 +265,13 @@ def test_the_browser_phase_recognises_no_dashboards_and_a_page_that_never_loads(
         phase, shot = browser.phase(url, written, str(tmp_path), 3)
     assert phase.status == "fail" and "never loaded" in phase.detail and shot == "", phase
     assert "NO_PROXY" in phase.fix
+
+    broken = tmp_path / "broken-chromium"  # a browser that cannot start: no verdict on TensorBoard
+    broken.write_text("#!/bin/sh\necho 'cannot open display' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("TBDOCTOR_BROWSER", str(broken))
+    phase, shot = browser.phase(url, written, str(tmp_path), 30)
+    assert phase.status == "skipped" and f"cannot start the browser {broken}" in phase.detail, phase
 
 
 def test_distributed_with_gloo_and_two_processes(stack_env, tmp_path):

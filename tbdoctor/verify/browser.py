@@ -108,11 +108,10 @@ def phase(url: str, written: dict, run_dir: str, timeout: float) -> tuple[Phase,
                 context = playwright.chromium.launch_persistent_context(
                     profile, executable_path=exe, args=ARGS, headless=True,
                     viewport={"width": 1100, "height": 600}, timeout=timeout * 1000)
-            except PlaywrightError as exc:
-                return Phase("browser", FAIL, time.monotonic() - start,
-                             f"cannot start the browser {exe}: {_first_line(exc)}",
-                             "run it by hand with --headless to see why, or point TBDOCTOR_BROWSER "
-                             "at another Chromium"), ""
+            except PlaywrightError as exc:  # the browser is broken, not TensorBoard: no verdict on the page
+                return Phase("browser", SKIPPED, time.monotonic() - start,
+                             f"cannot start the browser {exe} ({_first_line(exc)}): point TBDOCTOR_BROWSER "
+                             "at a Chromium or Chrome that starts headless, or pass --no-browser"), ""
             try:
                 phase, shot = _look(context, url, written, run_dir, timeout, start, PlaywrightError)
             finally:
