@@ -276,7 +276,7 @@ def test_the_browser_phase_recognises_no_dashboards_a_page_that_never_loads_and_
 
 def test_distributed_with_gloo_and_two_processes(stack_env, tmp_path):
     report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path),
-                               "--distributed", "--nproc", "2")
+                               "--distributed", "--nproc", "2", "--no-browser")
     assert proc.returncode == 0, report.get("failure")
     dist = phases(report)["distributed"]
     assert dist["status"] == "pass", dist
@@ -386,7 +386,7 @@ def test_nan_loss(stack_env, tmp_path):
 
 def test_serve_keeps_tensorboard_until_ctrl_c(stack_env, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", _BOOT, "verify", "--python", str(stack_env.python),
-                             "--logdir", str(tmp_path), "--serve"],
+                             "--logdir", str(tmp_path), "--serve", "--no-browser"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
         lines = []
@@ -456,7 +456,8 @@ def tf_env(tmp_path_factory):
 
 
 def test_framework_all_runs_tensorflow_too(tf_env, tmp_path):
-    report, proc = verify_json("--python", str(tf_env.python), "--logdir", str(tmp_path), "--framework", "all")
+    report, proc = verify_json("--python", str(tf_env.python), "--logdir", str(tmp_path), "--framework", "all",
+                               "--no-browser")
     assert proc.returncode == 0, report.get("failure")
     got = phases(report)
     assert all(got[f"{name}:tf"]["status"] == "pass" for name in ("import", "data", "train", "log"))
