@@ -69,6 +69,8 @@ def _verify_arguments(p: argparse.ArgumentParser) -> None:
     server = p.add_mutually_exclusive_group()
     server.add_argument("--no-server", action="store_true", help="skip the TensorBoard server phase")
     server.add_argument("--serve", action="store_true", help="leave TensorBoard running and print its URL")
+    p.add_argument("--no-browser", action="store_true",
+                   help="skip the browser phase (TensorBoard's page in a headless Chromium)")
     p.add_argument("--port", type=int, metavar="N", help="TensorBoard's port on 127.0.0.1 (default: a free one)")
     p.add_argument("--server-timeout", type=float, metavar="SECONDS",
                    help="how long TensorBoard may take to serve the data (default 60)")

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 _WINDOWS = sys.platform == "win32"
 _LIVE: set[subprocess.Popen] = set()  # children still running, for kill_all()
@@ -77,6 +78,7 @@ def run(
     stdin_text: str | None = None,
     interrupt_grace: float = 0.0,
     stall: float = 0.0,
+    on_line: Callable[[str], None] | None = None,
 ) -> ProcResult:
     """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds.
 
@@ -87,7 +89,9 @@ def run(
     ``progress``) for that many seconds is hung: it gets SIGUSR1 (a payload
     dumps its Python stack on it), a moment to write, and is killed; so is one
     that reaches ``timeout``. Where /proc is missing (macOS, Windows) only
-    ``timeout`` applies.
+    ``timeout`` applies. ``on_line`` is called with each
+    line of stdout as it arrives (live progress), from a reader thread; such a
+    run is bounded by ``timeout`` only.
     """
     start = time.monotonic()
     try:
@@ -108,8 +112,12 @@ def run(
         return ProcResult(tuple(argv), None, error=exc.strerror or str(exc))
     with _LIVE_LOCK:
         _LIVE.add(proc)
+    talk = proc.communicate if on_line is None else _streamer(proc, on_line)
     try:
-        out, err, stalled = _communicate(proc, stdin_text, start + timeout, stall if _PROC_FS else 0.0)
+        if on_line is None:
+            out, err, stalled = _communicate(proc, stdin_text, start + timeout, stall if _PROC_FS else 0.0)
+        else:
+            (out, err), stalled = talk(stdin_text, timeout=timeout), 0.0
         if stalled:
             _dump_and_kill(proc)
             try:
@@ -123,7 +131,7 @@ def run(
         else:
             _kill_tree(proc)
         try:
-            out, err = proc.communicate(timeout=5)
+            out, err = talk(None, timeout=5)
         except (subprocess.TimeoutExpired, ValueError):
             out, err = "", ""
         return ProcResult(tuple(argv), None, out or "", err or "", time.monotonic() - start, timed_out=True)
@@ -213,6 +221,43 @@ def _dump_and_kill(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
         pass
     _kill_tree(proc)
+
+
+def _streamer(proc: subprocess.Popen, on_line: Callable[[str], None]):
+    """A ``communicate(input, timeout)`` that also hands each stdout line to ``on_line``."""
+    chunks: dict[str, list[str]] = {"out": [], "err": []}
+
+    def pump(stream, key: str, callback) -> None:
+        for line in stream:
+            chunks[key].append(line)
+            if callback is not None:
+                try:
+                    callback(line)
+                except Exception:  # noqa: BLE001 (a display problem must not lose the output)
+                    pass
+        stream.close()
+
+    readers = [threading.Thread(target=pump, args=(proc.stdout, "out", on_line), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, "err", None), daemon=True)]
+    for reader in readers:
+        reader.start()
+
+    def feed(text: str) -> None:
+        try:
+            proc.stdin.write(text)
+            proc.stdin.close()
+        except (OSError, ValueError):  # the child exited without reading it
+            pass
+
+    def talk(stdin_text: str | None, timeout: float) -> tuple[str, str]:
+        if stdin_text is not None and proc.stdin is not None:  # a thread: a full pipe must not block the timeout
+            threading.Thread(target=feed, args=(stdin_text,), daemon=True).start()
+        proc.wait(timeout=timeout)
+        for reader in readers:
+            reader.join(timeout)
+        return "".join(chunks["out"]), "".join(chunks["err"])
+
+    return talk
 
 
 @dataclass

@@ -36,6 +36,19 @@ def test_repeated_check_is_answered_from_the_cache_until_something_changes(env, 
     assert from_cache(again)
 
 
+def test_quick_after_a_full_check_says_the_framework_results_came_from_the_cache(env, tmp_path):
+    only = ("--only", "python", "torch")
+    quick, _ = check_json("--python", str(env.python), *only, "--quick", env=cached_env(tmp_path))
+    assert not from_cache(quick) and quick["facts"]["probes"]["torch"]["status"] == "skipped"
+    assert any(note.startswith("--quick: skipped the framework imports (torch") for note in quick["notes"])
+    full, _ = check_json("--python", str(env.python), *only, env=cached_env(tmp_path))
+    assert not from_cache(full)  # a --quick snapshot is incomplete: never cached
+    again, _ = check_json("--python", str(env.python), *only, "--quick", env=cached_env(tmp_path))
+    assert from_cache(again) and again["facts"]["probes"]["torch"]["status"] == "ok"
+    assert not any("skipped the framework imports" in note for note in again["notes"]), again["notes"]
+    assert any(note.startswith("--quick: nothing skipped: the framework results (torch") for note in again["notes"])
+
+
 def test_failed_probes_are_never_cached(env, tmp_path):
     (env.site / "mute.py").write_text("import os, sys\nsys.stdout = open(os.devnull, 'w')\n")
     (env.site / "mute.pth").write_text("import mute\n")

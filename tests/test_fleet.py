@@ -160,6 +160,7 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "junk.json").write_text("[1, 2")
     proc = tbdoctor("fleet", str(tmp_path))
     assert proc.returncode == 2 and "none of the files is a readable" in proc.stderr
+    assert proc.stdout == "" and f"skipped {tmp_path / 'junk.json'}: not valid JSON" in proc.stderr  # no "PASS"
     proc = tbdoctor("fleet", str(tmp_path / "nothing-here"))
     assert proc.returncode == 2 and proc.stderr.strip() == f"tbdoctor: error: {tmp_path / 'nothing-here'}: no such file or directory"
     (tmp_path / "empty").mkdir()

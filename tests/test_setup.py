@@ -96,7 +96,7 @@ def test_setup_cpu_builds_a_working_environment_and_force_keeps_other_files(tmp_
     assert "(rebuilt: removes bin, pyvenv.cfg)" in proc.stdout
     assert (target / "notes.txt").read_text() == "mine" and not (target / "bin" / "stale-tool").exists()
     assert f"Activate it with:  source {target}/bin/activate" in proc.stdout
-    assert "Verified: the job trained, logged, and TensorBoard shows what was written" in proc.stdout
+    assert "Verified: the job trained, TensorBoard draws the loss curve in a browser" in proc.stdout
     lock = (target / "tbdoctor-lock.txt").read_text()
     assert "torch==2.13.0" in lock and "tensorboardX==" in lock and "tensorboard==" in lock
     report, check = check_json("--python", str(target), env=fake_gpu_env(tmp_path))

@@ -121,8 +121,14 @@ def test_healthy_stack_passes_and_an_independent_reader_agrees(stack_env, tmp_pa
     report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path))
     assert proc.returncode == 0, report.get("failure")
     assert report["schema"] == "tbdoctor.verify/1" and report["status"] == "pass"
-    assert [p["name"] for p in report["phases"]] == ["import", "data", "train", "log", "readback", "server"]
+    assert [p["name"] for p in report["phases"]] == ["import", "data", "train", "log", "readback", "server",
+                                                     "browser"]
     assert all(p["status"] == "pass" and p["seconds"] >= 0 for p in report["phases"]), report["phases"]
+    # The browser phase: a real Chromium drew the loss chart of both runs that logged a loss.
+    assert "drew the loss curve of runs torch, torch-utils" in phases(report)["browser"]["detail"]
+    shot = Path(report["screenshot"])
+    assert shot.parent == Path(report["logdir"]) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000  # a drawn dashboard, not a blank page (a blank one is ~5 KB)
     assert report["device"] == "cpu" and report["steps"] == 200
     assert abs(report["params"]["weight"] - 2) <= 0.05 and abs(report["params"]["bias"] - 1) <= 0.05
     assert report["final_loss"] < 0.015
@@ -148,17 +154,129 @@ def test_console_report_is_plain_when_piped_and_draws_the_curve(stack_env, tmp_p
     out = proc.stdout
     assert "\x1b[" not in out
     for line in ("import", "data", "train", "log", "readback"):
-        assert any(row.split()[:3] == [line, "✓", "pass"] for row in out.splitlines()), out
-    assert any(row.split()[:3] == ["server", "-", "skipped"] for row in out.splitlines()), out
+        assert any(row.split()[:3] == ["✓", line, "pass"] for row in out.splitlines()), out
+    assert any(row.split()[:4] == ["-", "server", "skipped", "0.00"] for row in out.splitlines()), out
+    assert any(row.split()[:5] == ["-", "browser", "skipped", "0.00", "s"] and row.endswith("--no-server")
+               for row in out.splitlines()), out
     assert "Recovered: weight 2.00" in out and "Device: cpu" in out
     assert "Loss per step, read back from the event files" in out
     assert out.count("┤") == 8 and "step 199" in out
-    assert out.rstrip().endswith("TensorBoard shows what was written")
+    assert not any(row != row.rstrip() for row in out.splitlines()), "trailing spaces"
+    assert "Verified: the job trained, the event files read back exactly" in out
+    assert "TensorBoard" not in out.split("Verified:")[1].splitlines()[0]  # no claim about a server it skipped
+    run_dir = out.split("Logdir: ")[1].split()[0]
+    assert out.rstrip().endswith(f"{stack_env.python.parent / 'tensorboard'} --logdir {run_dir} --host 127.0.0.1")
+
+
+def live_on_a_terminal(argv: list[str], env: dict, timeout: float = 300) -> list[str]:
+    """Run the CLI with a pseudo-terminal as stdout; returns the output as it had
+    arrived after each read (escape sequences removed), in order."""
+    import pty
+    import re
+    import select
+    leader, follower = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-c", _BOOT, *argv], stdin=subprocess.DEVNULL, stdout=follower,
+                             stderr=subprocess.PIPE, env=env, close_fds=True)
+    os.close(follower)
+    output, seen, deadline = b"", [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                output += os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            seen.append(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace")))
+        elif child.poll() is not None:
+            break
+    assert child.wait(timeout=30) == 0, child.stderr.read().decode()
+    os.close(leader)
+    return seen
+
+
+def test_terminal_shows_each_phase_as_it_runs_and_skips_the_browser_when_there_is_none(stack_env, tmp_path):
+    no_browser = tmp_path / "empty"  # no chromium on PATH, no Playwright browsers
+    no_browser.mkdir()
+    env = clean_env(PATH=str(no_browser), PLAYWRIGHT_BROWSERS_PATH=str(no_browser), TERM="xterm", COLUMNS="120")
+    env.pop("NO_COLOR", None)
+    seen = live_on_a_terminal(["verify", "--python", str(stack_env.python), "--logdir", str(tmp_path / "logs")], env)
+    final = seen[-1]
+
+    def first(text: str) -> int:
+        return next(i for i, out in enumerate(seen) if text in out)
+    done = first("Loss per step")  # the summary after the last phase
+    import_line = first("import     pass")
+    # Each phase's line is on screen before the job ends, and the spinner showed training as it went.
+    assert import_line < first("readback   pass") < first("server     pass") < done, final
+    assert first(" import ") < import_line  # the running phase's spinner came first
+    assert first("step 1/200") < first("train      pass") < done
+    assert "browser    skipped" in final and "pip install 'tbdoctor[browser]'" in final
+    assert "apt-get install chromium" in final
+    assert "Verified: the job trained, TensorBoard serves what was written" in final
+    assert "--host 127.0.0.1" in final.split("To look at it in TensorBoard")[1]
+
+
+def test_a_javascript_bundle_served_as_text_plain_is_the_blank_page_finding(stack_env, tmp_path):
+    # What the Windows registry does to TensorBoard < 2.2 (.js -> text/plain), made real here:
+    # this venv's mimetypes maps .js to text/plain and ignores TensorBoard's own correction.
+    env = layered_venv(tmp_path, stack_env)
+    (env.site / "_tbdoctor_test_mime.pth").write_text(
+        "import mimetypes; mimetypes.add_type('text/plain', '.js'); mimetypes.add_type = "
+        "lambda t, e, strict=True, _a=mimetypes.add_type: None if e == '.js' else _a(t, e, strict)\n")
+    report, proc = verify_json("--python", str(env.python), "--logdir", str(tmp_path / "logs"))
+    failure = assert_failed(report, proc, "browser", "index.js as text/plain", "the page stays blank")
+    assert "HKEY_CLASSES_ROOT\\.js" in failure["fix"] and "text/javascript" in failure["fix"]
+    assert phases(report)["server"]["status"] == "pass"  # the HTTP API alone did not see it
+    assert Path(report["screenshot"]).is_file()
+
+
+def test_the_browser_phase_recognises_no_dashboards_a_page_that_never_loads_and_a_broken_browser(stack_env, tmp_path, monkeypatch):
+    """The phase itself against a real TensorBoard with no event files, a port that never answers,
+    and a browser that cannot start."""
+    from tbdoctor.verify import browser
+
+    written = {"torch": {"scalars": {"loss": [[0, 1.0]]}}}
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    board = subprocess.Popen([str(stack_env.python), "-m", "tensorboard.main", "--logdir", str(empty),
+                              "--host", "127.0.0.1", "--port", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        phase, shot = browser.phase(f"http://127.0.0.1:{port}/", written, str(tmp_path), 60)
+    finally:
+        os.killpg(board.pid, signal.SIGTERM)
+        board.wait(timeout=30)
+    assert phase.status == "fail" and "No dashboards are active" in phase.detail, phase
+    assert str(empty) not in phase.fix and str(tmp_path) in phase.fix and Path(shot).is_file()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        phase, shot = browser.phase(url, written, str(tmp_path), 3)
+    assert phase.status == "fail" and "never loaded" in phase.detail and shot == "", phase
+    assert "NO_PROXY" in phase.fix
+
+    broken = tmp_path / "broken-chromium"  # a browser that cannot start: no verdict on TensorBoard
+    broken.write_text("#!/bin/sh\necho 'cannot open display' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("TBDOCTOR_BROWSER", str(broken))
+    phase, shot = browser.phase(url, written, str(tmp_path), 30)
+    assert phase.status == "skipped" and f"cannot start the browser {broken}" in phase.detail, phase
 
 
 def test_distributed_with_gloo_and_two_processes(stack_env, tmp_path):
     report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path),
-                               "--distributed", "--nproc", "2")
+                               "--distributed", "--nproc", "2", "--no-browser")
     assert proc.returncode == 0, report.get("failure")
     dist = phases(report)["distributed"]
     assert dist["status"] == "pass", dist
@@ -268,7 +386,7 @@ def test_nan_loss(stack_env, tmp_path):
 
 def test_serve_keeps_tensorboard_until_ctrl_c(stack_env, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", _BOOT, "verify", "--python", str(stack_env.python),
-                             "--logdir", str(tmp_path), "--serve"],
+                             "--logdir", str(tmp_path), "--serve", "--no-browser"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
         lines = []
@@ -338,7 +456,8 @@ def tf_env(tmp_path_factory):
 
 
 def test_framework_all_runs_tensorflow_too(tf_env, tmp_path):
-    report, proc = verify_json("--python", str(tf_env.python), "--logdir", str(tmp_path), "--framework", "all")
+    report, proc = verify_json("--python", str(tf_env.python), "--logdir", str(tmp_path), "--framework", "all",
+                               "--no-browser")
     assert proc.returncode == 0, report.get("failure")
     got = phases(report)
     assert all(got[f"{name}:tf"]["status"] == "pass" for name in ("import", "data", "train", "log"))

@@ -44,8 +44,7 @@ def _probe_or_reuse(chosen, only, args, notes: list[str]) -> dict:
     """Facts from the cache when the environment's fingerprint is unchanged, else probed."""
     timeout = args.timeout or probe.DEFAULT_TIMEOUT
     run, skipped = probe.select(only, quick=args.quick)
-    if skipped:
-        notes.append("--quick: skipped the framework imports (" + ", ".join(p.name for p in skipped) + ")")
+    names = ", ".join(p.name for p in skipped)
     key = None
     if not (args.no_cache or os.environ.get("TBDOCTOR_NO_CACHE")):
         try:
@@ -58,7 +57,11 @@ def _probe_or_reuse(chosen, only, args, notes: list[str]) -> dict:
         if hit:
             facts, age = hit
             notes.append(f"facts from the cache, {age:.0f} s old (nothing changed since; --no-cache to probe again)")
+            if skipped:  # only complete snapshots are cached: the framework results are in it
+                notes.append(f"--quick: nothing skipped: the framework results ({names}) are from the cache too")
             return facts
+    if skipped:
+        notes.append(f"--quick: skipped the framework imports ({names})")
     facts = _collect(chosen, run, timeout, skipped, hash_files=bool(getattr(args, "verbose", False)))
     if key:
         cache.store(chosen, key, facts)

@@ -13,6 +13,11 @@ from tbdoctor.render import fleet as fleet_render
 def run(args) -> int:
     pol = policy_mod.load_file(args.policy).to_dict() if args.policy else None
     merged = fleet.merge(args.reports, pol, tuple(dict.fromkeys(args.uniform)))
+    if not merged["machines"]:  # nothing to judge: no table, no verdict
+        for skip in merged["skipped"]:
+            print(f"tbdoctor: skipped {skip['file']}: {skip['reason']}", file=sys.stderr)
+        print("tbdoctor: error: none of the files is a readable `tbdoctor check --json` report", file=sys.stderr)
+        return EXIT_USAGE
     if args.json or args.output:  # the table's own text lists them otherwise
         for skip in merged["skipped"]:
             print(f"tbdoctor: skipped {skip['file']}: {skip['reason']}", file=sys.stderr)
@@ -28,7 +33,4 @@ def run(args) -> int:
             render.write_file(args.output, text)
         else:
             sys.stdout.write(text)
-    if not merged["machines"]:
-        print("tbdoctor: error: none of the files is a readable `tbdoctor check --json` report", file=sys.stderr)
-        return EXIT_USAGE
     return EXIT_PROBLEMS if merged["status"] == "fail" else EXIT_OK

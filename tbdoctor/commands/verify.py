@@ -36,6 +36,7 @@ def options_from(args) -> Options:
         server=not args.no_server, serve=args.serve, port=args.port,
         server_timeout=args.server_timeout or 60.0, timeout=args.timeout or 600.0,
         lr=args.lr, steps=args.steps, seed=args.seed, distributed=args.distributed, nproc=args.nproc or 2,
+        browser=not args.no_browser,
     )
 
 
@@ -47,15 +48,24 @@ def execute(chosen: target_mod.Target, options: Options, as_json: bool, verbose:
     """Run and print; returns (outcome, exit code). ``extra`` is merged into the JSON."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does
-    outcome, live = verify(chosen, options)
+    if as_json:
+        outcome, live = verify(chosen, options)
+    else:  # each phase on screen as it runs, then the summary
+        from tbdoctor.render import console as console_mod, live as live_mod, verify_console
+        out = console_mod.make_console()
+        verify_console.header(chosen.to_dict(), out, __version__)
+        lines = live_mod.PhaseLines(out, several=len(options.frameworks) > 1)
+        try:
+            outcome, live = verify(chosen, options, lines)
+        finally:
+            lines.close()
     code = EXIT_OK if outcome.passed else EXIT_PROBLEMS
     try:
         if as_json:
             data = dict(extra or {}, **({"verify": outcome.to_dict()} if extra is not None else outcome.to_dict()))
             sys.stdout.write(json.dumps(data, indent=2) + "\n")
         else:
-            from tbdoctor.render import console, verify_console
-            verify_console.render(outcome, console.make_console(), __version__, verbose)
+            verify_console.render(outcome, out, verbose, serving=live is not None)
         if live is not None:
             _serve(live, as_json)
     finally:

@@ -10,6 +10,8 @@ import time
 
 PHASE_MARK = "@@tbdoctor-phase@@"  # a phase begins
 PHASE_DONE_MARK = "@@tbdoctor-phase-done@@"  # a phase ended: its JSON follows
+PROGRESS_MARK = "@@tbdoctor-progress@@"  # training progress: {"step", "steps", "loss"} follows
+PROGRESS_EVERY = 0.1  # seconds between progress marks
 JOB_PHASES = ("import", "data", "train", "log")
 THREAD_ERRORS = []  # exceptions raised in writer threads (tensorboardX writes asynchronously)
 
@@ -78,6 +80,7 @@ class PhaseLog:
 
     def __init__(self):
         self.phases = {}
+        self.last_progress = 0.0
 
     def begin(self, name):
         sys.stdout.write("\n%s%s\n" % (PHASE_MARK, name))
@@ -90,6 +93,16 @@ class PhaseLog:
         self.phases[name] = {"name": name, "status": status, "seconds": round(seconds, 3),
                              "detail": detail, "fix": fix}
         sys.stdout.write("\n%s%s\n" % (PHASE_DONE_MARK, json.dumps(self.phases[name])))
+        sys.stdout.flush()
+
+    def progress(self, step, steps, loss):
+        """A progress mark for the live display, at most every PROGRESS_EVERY s (and the last step)."""
+        now = time.perf_counter()
+        if now - self.last_progress < PROGRESS_EVERY and step != steps - 1:
+            return
+        self.last_progress = now
+        loss = loss if math.isfinite(loss) else str(loss)
+        sys.stdout.write("\n%s%s\n" % (PROGRESS_MARK, json.dumps({"step": step + 1, "steps": steps, "loss": loss})))
         sys.stdout.flush()
 
     def failed(self, name, start, reason, fix, seconds=None):

@@ -119,6 +119,7 @@ class Job(PhaseLog):
                 loss, gw, gb = step_fn()
                 value = float(loss.numpy())
                 losses.append(value)
+                self.progress(step, steps, value)
                 if writer:
                     with writer[0].as_default():
                         for tag, v in (("loss", value), ("weight", float(w.numpy()[0, 0])),

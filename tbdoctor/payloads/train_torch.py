@@ -150,6 +150,8 @@ class Job(PhaseLog):
             opt.step()
             value = loss.item()
             losses.append(value)
+            if self.rank == 0:
+                self.progress(step, steps, value)
             if not math.isfinite(value):
                 self.failed("train", t, *diverged(value, step, lr))
                 self.out["losses"] = losses

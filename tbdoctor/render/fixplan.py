@@ -13,6 +13,7 @@ from rich.text import Text
 from tbdoctor.facts import redact_text
 from tbdoctor.impact import Impact
 from tbdoctor.plan import Plan
+from tbdoctor.render.live import Spinner
 
 _ACTION_STYLE = {"install": "green", "upgrade": "green", "reinstall": "cyan", "downgrade": "yellow", "remove": "red"}
 
@@ -58,11 +59,12 @@ def refusal(console: Console, headline: str, lines: list[str] = (), hint: str = 
 
 
 class StepPrinter:
-    """Progress of running steps: a spinner on a terminal, one line per step otherwise."""
+    """Progress of running steps: a spinner with the elapsed time on a terminal
+    (render/live.Spinner), one line per step otherwise."""
 
     def __init__(self, console: Console):
         self.console = console
-        self.status = None
+        self.spinner = Spinner(console)
         self.started = 0.0
         self.title = ""
 
@@ -70,24 +72,19 @@ class StepPrinter:
         self.title = redact_text(f"[{index}/{total}] {title}")
         self.started = time.monotonic()
         if self.console.is_terminal:
-            self.status = self.console.status(self.title)
-            self.status.start()
+            self.spinner.start(self.title)
         else:
             self.console.print(f"{self.title} ...")
 
     def step_done(self, ok: bool, seconds: float, error: str) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+        self.spinner.stop()
         mark = Text("✓ " if ok else "✗ ", style="green" if ok else "red")
         self.console.print(mark + Text(f"{self.title} ({seconds:.1f} s)"))
         for line in error.splitlines():
             self.console.print(Text(f"    {redact_text(line)}", style="red"))
 
     def note(self, text: str) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+        self.spinner.stop()
         self.console.print(Text(redact_text(text), style="dim"))
 
 

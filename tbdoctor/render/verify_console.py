@@ -1,5 +1,6 @@
-"""The console view of a ``tbdoctor verify`` outcome: a phase table, the device,
-the recovered parameters and the loss curve read back from the event files.
+"""The console view of a ``tbdoctor verify`` outcome, after its phase lines
+(render/live.py): the device, the recovered parameters, the loss curve read
+back from the event files, the verdict and how to look at the run.
 
 Colour and Unicode only on a terminal (see console.make_console); plain,
 stable text when piped. The curve is a few lines of hand-made drawing: rich has
@@ -9,33 +10,26 @@ no plot, and a plotting dependency for one small chart is not worth it.
 from __future__ import annotations
 
 import math
+import os
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from tbdoctor.findings import quote_command
 from tbdoctor.render.console import _glyphs
-from tbdoctor.verify.result import FAIL, PASS, REFERENCE, SKIPPED, Outcome
-
-_STYLE = {PASS: "green", FAIL: "red", SKIPPED: "dim"}
-_GLYPH_KEY = {PASS: "ok", FAIL: "error", SKIPPED: "skipped"}
+from tbdoctor.verify.result import PASS, REFERENCE, Outcome
 
 
-def render(outcome: Outcome, console: Console, version: str, verbose: bool = False) -> None:
-    glyph = _glyphs(console)
-    target = outcome.target
+def header(target: dict, console: Console, version: str) -> None:
     console.print(Text(f"tbdoctor {version} verify · target {target.get('python')} "
                        f"(chosen by {target.get('chosen_by')})", style="bold"))
     console.print()
+
+
+def render(outcome: Outcome, console: Console, verbose: bool = False, serving: bool = False) -> None:
+    """What follows the phase lines (render/live.py): device, parameters, curve, verdict, next step."""
+    glyph = _glyphs(console)
     several = len(outcome.jobs) > 1
-    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for column, justify in (("phase", "left"), ("status", "left"), ("seconds", "right"), ("detail", "left")):
-        table.add_column(column, justify=justify, overflow="fold")
-    for phase in outcome.all_phases():
-        name = f"{phase.name} ({phase.framework})" if several and phase.framework else phase.name
-        status = Text(f"{glyph[_GLYPH_KEY[phase.status]]} {phase.status}", style=_STYLE[phase.status])
-        table.add_row(name, status, f"{phase.seconds:.2f}", phase.detail)
-    console.print(table)
     console.print()
     for job in outcome.jobs:
         prefix = f"[{job.framework}] " if several else ""
@@ -67,10 +61,36 @@ def render(outcome: Outcome, console: Console, version: str, verbose: bool = Fal
         console.print(Text(note, style="dim"))
     console.print()
     console.print(Text(f"Logdir: {outcome.run_dir}"))
+    if outcome.screenshot:
+        console.print(Text(f"Screenshot of TensorBoard: {outcome.screenshot}"))
+    _verdict(outcome, console, glyph)
+    if outcome.passed and not serving and os.path.isdir(outcome.run_dir):
+        console.print()
+        console.print("To look at it in TensorBoard (or run `tbdoctor verify --serve`):")
+        console.print(Text(f"  $ {tensorboard_command(outcome)}", style="cyan"))
+
+
+def tensorboard_command(outcome: Outcome) -> str:
+    """The target's own TensorBoard on the run directory, on 127.0.0.1 only."""
+    python = outcome.target.get("python") or "python"
+    script = os.path.join(os.path.dirname(python), "tensorboard.exe" if os.name == "nt" else "tensorboard")
+    argv = [script] if os.path.isfile(script) else [python, "-m", "tensorboard.main"]
+    return quote_command(argv + ["--logdir", outcome.run_dir, "--host", "127.0.0.1"])
+
+
+def _verdict(outcome: Outcome, console: Console, glyph: dict) -> None:
     failure = outcome.first_failure()
     if failure is None and outcome.passed:
-        console.print(Text(f"{glyph['ok']} Verified: the job trained, logged, and TensorBoard shows what was written",
-                           style="green"))
+        status = {p.name: p.status for p in outcome.phases}
+        if status.get("browser") == PASS:
+            what = "TensorBoard draws the loss curve in a browser"
+        elif status.get("server") == PASS:
+            what = "TensorBoard serves what was written"
+        elif status.get("readback") == PASS:
+            what = "the event files read back exactly"
+        else:
+            what = "training worked (nothing was logged)"
+        console.print(Text(f"{glyph['ok']} Verified: the job trained, {what}", style="green"))
         return
     if failure is None:
         console.print(Text(f"{glyph['error']} Not verified: the training phase did not run", style="red"))
@@ -106,7 +126,7 @@ def curve_lines(points: list[tuple[int, float]], width: int = 60, height: int = 
               for i in range(height)]
     pad = max(len(label) for label in labels)
     bar = "|" if ascii_only else "┤"
-    lines = [f"{label.rjust(pad)} {bar}{''.join(row)}" for label, row in zip(labels, rows)]
+    lines = [f"{label.rjust(pad)} {bar}{''.join(row)}".rstrip() for label, row in zip(labels, rows)]
     axis = f"step {first}"
     end = f"step {last}"
     lines.append(" " * (pad + 2) + axis + end.rjust(max(len(end) + 1, width - len(axis))))

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from importlib import resources
+from typing import Callable
 
 from tbdoctor import probe, procs
 from tbdoctor.findings import quote_command
@@ -23,6 +24,31 @@ PAYLOADS = {"torch": "train_torch.py", "tf": "train_tf.py"}
 JOB_PHASES = ("import", "data", "train", "log")
 _PHASE_MARK = "@@tbdoctor-phase@@"  # printed by payloads/_job.py
 _DONE_MARK = "@@tbdoctor-phase-done@@"
+_PROGRESS_MARK = "@@tbdoctor-progress@@"
+Listener = Callable[[str, dict], None]  # ("start", {name, framework}) | ("progress", {...}) | ("done", {phase})
+
+
+def quiet(_event: str, _data: dict) -> None:
+    """The listener when nobody watches."""
+
+
+def line_reader(framework: str, listen: Listener) -> Callable[[str], None]:
+    """Turns the job's marks, line by line as printed, into listener events."""
+    def read(line: str) -> None:
+        line = line.strip()
+        if line.startswith(_PHASE_MARK):
+            listen("start", {"name": line[len(_PHASE_MARK):].strip(), "framework": framework})
+        elif line.startswith(_PROGRESS_MARK):
+            try:
+                listen("progress", dict(json.loads(line[len(_PROGRESS_MARK):]), framework=framework))
+            except (ValueError, TypeError):
+                pass
+        elif line.startswith(_DONE_MARK):
+            found, _current = progress(line)
+            for phase in found:
+                phase.framework = framework
+                listen("done", {"phase": phase})
+    return read
 
 
 def context(run_dir: str, options: dict, distributed: bool = False, backend: str = "auto") -> dict:
@@ -93,10 +119,10 @@ def job_source(framework: str) -> str:
                      for name in ("_common.py", "_job.py", PAYLOADS[framework]))
 
 
-def run_single(target: Target, framework: str, ctx: dict, timeout: float) -> JobRun:
+def run_single(target: Target, framework: str, ctx: dict, timeout: float, listen: Listener = quiet) -> JobRun:
     with tempfile.TemporaryDirectory(prefix="tbdoctor-verify-") as cwd:
         proc = procs.run([target.python, "-", json.dumps(ctx)], timeout=timeout, env=_env(), cwd=cwd,
-                         stdin_text=job_source(framework))
+                         stdin_text=job_source(framework), on_line=line_reader(framework, listen))
     found = probe.emitted(proc.stdout)
     if not found:
         return _died(framework, proc, f"the {framework} job")
@@ -113,7 +139,8 @@ def torchrun_argv(python: str, nproc: int, script: str, ctx: dict, nnodes: int =
     return argv + ["--nproc-per-node", str(nproc), script, json.dumps(ctx)]
 
 
-def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float) -> tuple[JobRun, Phase, dict]:
+def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float,
+                    listen: Listener = quiet) -> tuple[JobRun, Phase, dict]:
     """The torch job under torchrun: (rank 0's job, the distributed phase, details)."""
     source = job_source("torch")
     with tempfile.TemporaryDirectory(prefix="tbdoctor-verify-") as cwd:
@@ -121,7 +148,7 @@ def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float) -> tu
         with open(script, "w", encoding="utf-8") as fh:
             fh.write(source)
         argv = torchrun_argv(target.python, nproc, script, ctx)
-        proc = procs.run(argv, timeout=timeout, env=_env(), cwd=cwd)
+        proc = procs.run(argv, timeout=timeout, env=_env(), cwd=cwd, on_line=line_reader("torch", listen))
         kept = _keep_script(script, ctx["run_dir"])
     ranks = {r.get("rank"): r for r in probe.emitted(proc.stdout)}
     details = {"nproc": nproc, "backend": ctx.get("backend"), "launcher": "torchrun", "job_script": kept,

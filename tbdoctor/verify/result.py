@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SCHEMA = "tbdoctor.verify/1"
-PHASES = ("import", "data", "train", "log", "readback", "server", "distributed")
+PHASES = ("import", "data", "train", "log", "readback", "server", "browser", "distributed")
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 
 # y = 2x + 1 + N(0, NOISE^2), x ~ U(-1, 1), SAMPLES points, full-batch SGD.
@@ -76,6 +76,7 @@ class Outcome:
     curve: list[tuple[int, float]] = field(default_factory=list)  # loss as read back
     runs: list[str] = field(default_factory=list)  # TensorBoard run names verified
     url: str = ""
+    screenshot: str = ""  # the browser phase's PNG of the scalars dashboard
     distributed: dict | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -115,6 +116,8 @@ class Outcome:
             data["failure"] = {"phase": failure.name, "reason": failure.detail, "fix": failure.fix}
         if self.url:
             data["url"] = self.url
+        if self.screenshot:
+            data["screenshot"] = self.screenshot
         if self.distributed:
             data["distributed"] = self.distributed
         return data

@@ -1,8 +1,9 @@
 """``verify(target, options)``: the phases in order, each fed by the one before.
 
 import, data, train, log (the job, per framework) -> readback (TensorBoard's
-loader) -> server (TensorBoard's HTTP API) -> distributed (torchrun, when
-asked). A phase that cannot run because an earlier one failed is skipped and
+loader) -> server (TensorBoard's HTTP API) -> browser (the page in a headless
+Chromium) -> distributed (torchrun, when asked). Each phase is announced to a
+listener as it starts and ends (the live display). A phase that cannot run because an earlier one failed is skipped and
 says why; the job still trains when only logging is impossible.
 """
 
@@ -33,13 +34,28 @@ class Options:
     seed: int | None = None
     distributed: bool = False
     nproc: int = 2
+    browser: bool = True
 
 
 def run_name() -> str:
     return f"verify-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
-def verify(target: Target, options: Options) -> tuple[Outcome, server_mod.Server | None]:
+def _timed(listen: job.Listener, name: str, work) -> Phase:
+    """Announce phase ``name``, run ``work()`` (returns its Phase), announce the result."""
+    listen("start", {"name": name, "framework": ""})
+    phase = work()
+    listen("done", {"phase": phase})
+    return phase
+
+
+def _announce(listen: job.Listener, phases: list[Phase]) -> None:
+    for phase in phases:  # the listener ignores what the job already reported live
+        listen("done", {"phase": phase})
+
+
+def verify(target: Target, options: Options,
+           listen: job.Listener = job.quiet) -> tuple[Outcome, server_mod.Server | None]:
     """Run every phase; returns the outcome and, with ``--serve`` on success, the live server."""
     logdir = os.path.abspath(options.logdir) if options.logdir else tempfile.mkdtemp(prefix="tbdoctor-verify-")
     run_dir = os.path.join(logdir, run_name())
@@ -49,18 +65,25 @@ def verify(target: Target, options: Options) -> tuple[Outcome, server_mod.Server
     for framework in options.frameworks:
         if framework == "torch" and options.distributed:
             ctx = job.context(run_dir, values, distributed=True, backend="auto")
-            run, distributed_phase, outcome.distributed = job.run_distributed(target, ctx, options.nproc, options.timeout)
+            run, distributed_phase, outcome.distributed = job.run_distributed(
+                target, ctx, options.nproc, options.timeout, listen)
         else:
-            run = job.run_single(target, framework, job.context(run_dir, values), options.timeout)
+            run = job.run_single(target, framework, job.context(run_dir, values), options.timeout, listen)
+        _announce(listen, run.phases)
         outcome.jobs.append(run)
 
     written = {run: rec for j in outcome.jobs for run, rec in j.written.items()}
     logged = any(p.name == "log" and p.status == PASS for p in outcome.all_phases())
     found = None
     if written and logged:
-        back, found = readback.phase(target, run_dir, written, options.timeout)
+        def read_back() -> Phase:
+            nonlocal found
+            phase, found = readback.phase(target, run_dir, written, options.timeout)
+            return phase
+        back = _timed(listen, "readback", read_back)
     else:
         back = Phase("readback", SKIPPED, detail="nothing to read: no job logged its run")
+        _announce(listen, [back])
     outcome.phases.append(back)
     outcome.curve = _curve(found, outcome)
 
@@ -76,8 +99,13 @@ def verify(target: Target, options: Options) -> tuple[Outcome, server_mod.Server
         live = server_mod.Server(target, run_dir, options.port)
         keep = False
         try:
-            phase, outcome.runs = server_mod.check(live, written, options.server_timeout)
+            def serve() -> Phase:
+                phase, outcome.runs = server_mod.check(live, written, options.server_timeout)
+                return phase
+            phase = _timed(listen, "server", serve)
             outcome.phases.append(phase)
+            if phase.status == PASS:
+                outcome.phases.append(_browser(listen, options, live.url, written, run_dir, outcome))
             keep = options.serve and phase.status == PASS
             if keep:
                 outcome.url = live.url
@@ -85,9 +113,27 @@ def verify(target: Target, options: Options) -> tuple[Outcome, server_mod.Server
             if not keep:
                 live.stop()
                 live = None
+    if outcome.phases[-1].name == "server":
+        why = "--no-server" if not options.server else "the server phase did not pass"
+        outcome.phases.append(Phase("browser", SKIPPED, detail=why))
+    _announce(listen, [p for p in outcome.phases if p.name in ("server", "browser")])
     if distributed_phase is not None:
+        _announce(listen, [distributed_phase])
         outcome.phases.append(distributed_phase)
     return outcome, live
+
+
+def _browser(listen: job.Listener, options: Options, url: str, written: dict, run_dir: str,
+             outcome: Outcome) -> Phase:
+    """The browser phase: skipped on purpose, skipped without a browser, or run."""
+    if not options.browser:
+        return Phase("browser", SKIPPED, detail="--no-browser")
+    from tbdoctor.verify import browser
+
+    def look() -> Phase:
+        phase, outcome.screenshot = browser.phase(url, written, run_dir, options.server_timeout)
+        return phase
+    return _timed(listen, "browser", look)
 
 
 def _curve(found: dict | None, outcome: Outcome) -> list[tuple[int, float]]:

@@ -1,0 +1,204 @@
+"""The browser phase: TensorBoard's page in a real headless Chromium.
+
+Playwright (the optional ``tbdoctor[browser]`` extra) drives a Chromium or
+Chrome already on the machine (``$TBDOCTOR_BROWSER``, ``chromium``,
+``chromium-browser``, ``google-chrome`` on PATH, or Playwright's own installed
+browsers); nothing is downloaded. The page must list every run verify wrote,
+show a ``loss`` chart that drew a line for each run that logged a loss, and log
+no JavaScript errors. A PNG of the scalars dashboard is saved in the run
+directory. The blank page of a JavaScript bundle served with the wrong
+Content-Type, "No dashboards are active" and a page that never loads are each
+recognised with their fix. Runs in tbdoctor's own interpreter, not the target.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from tbdoctor.verify.result import FAIL, PASS, SKIPPED, Phase
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ENABLE = ("no headless browser to open TensorBoard's page: to enable this phase, "
+          "`pip install 'tbdoctor[browser]'` and install Chromium (e.g. `apt-get install chromium`)")
+SCREENSHOT = "tensorboard-scalars.png"
+# The scalars dashboard with only the loss chart, unsmoothed.
+FRAGMENT = "scalars&tagFilter=%5Eloss%24&_smoothingWeight=0"
+WRONG_TYPE_FIX = ("the system's MIME table maps .js to text/plain (on Windows the registry key "
+                  "HKEY_CLASSES_ROOT\\.js, value \"Content Type\", often set by an installer): set it to "
+                  "text/javascript (`reg add HKCR\\.js /v \"Content Type\" /t REG_SZ /d text/javascript /f`) "
+                  "or upgrade tensorboard (2.2+ overrides it), then restart TensorBoard")
+
+# What the page shows, read through the shadow DOM of TensorBoard's Polymer
+# dashboard (tf-scalar-dashboard inside the Angular tb-webapp).
+_LOOK = """() => {
+  const all = (root, sel, out = []) => {
+    root.querySelectorAll(sel).forEach(e => out.push(e));
+    root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) all(e.shadowRoot, sel, out); });
+    return out;
+  };
+  const text = document.body ? document.body.innerText : '';
+  const runs = [].concat(...all(document, 'tf-runs-selector').map(r => r.runs || []));
+  const cards = all(document, 'tf-scalar-card').filter(c => c.tag === 'loss').map(c => ({
+    runs: (c.dataToLoad || []).map(d => d.run),
+    lines: all(c.shadowRoot || c, 'path.line').map(p => (p.getAttribute('d') || '').split(/[LC]/).length - 1),
+  }));
+  return {booted: !!document.querySelector('tb-webapp') && all(document, 'app-header, mat-toolbar').length > 0,
+          runs, cards, noDashboards: /No dashboards are active/.test(text), plugin: location.hash.slice(1)};
+}"""
+
+
+def executable() -> str:
+    """The browser to drive: $TBDOCTOR_BROWSER, else the first of BROWSERS on PATH ('' if none)."""
+    named = os.environ.get("TBDOCTOR_BROWSER")
+    if named:
+        return shutil.which(named) or ""
+    return next((found for name in BROWSERS if (found := shutil.which(name))), "")
+
+
+def _own_browser(playwright) -> str:
+    """Playwright's own installed Chromium, if someone ran `playwright install` ('' if not)."""
+    try:
+        path = playwright.chromium.executable_path
+    except Exception:  # noqa: BLE001 (Playwright raises its own error types)
+        return ""
+    return path if path and os.path.exists(path) else ""
+
+
+def _expected(written: dict) -> tuple[list[str], list[str]]:
+    """(runs with scalars, runs that logged a loss)."""
+    runs = sorted(run for run, rec in written.items() if rec.get("scalars"))
+    return runs, [run for run in runs if written[run]["scalars"].get("loss")]
+
+
+def _missing(seen: dict, runs: list[str], loss_runs: list[str]) -> str:
+    """What the page does not show yet ('' when it shows everything)."""
+    absent = [run for run in runs if run not in seen["runs"]]
+    if absent:
+        return f"run {absent[0]} is not listed in the runs selector"
+    if loss_runs and not seen["cards"]:
+        return "no chart for the tag loss"
+    drawn = {run for card in seen["cards"] for run in card["runs"]}
+    points = max((n for card in seen["cards"] for n in card["lines"]), default=0)
+    if not set(loss_runs) <= drawn:
+        return f"the loss chart lacks run {sorted(set(loss_runs) - drawn)[0]}"
+    if loss_runs and points < 2:
+        return "the loss chart drew no line"
+    return ""
+
+
+def phase(url: str, written: dict, run_dir: str, timeout: float) -> tuple[Phase, str]:
+    """Open the page and judge it; returns the phase and the screenshot path ('' if none)."""
+    start = time.monotonic()
+    try:
+        from playwright.sync_api import Error as PlaywrightError, sync_playwright
+    except ImportError:
+        return Phase("browser", SKIPPED, 0.0, ENABLE), ""
+    profile = tempfile.mkdtemp(prefix="tbdoctor-chromium-")
+    try:
+        with sync_playwright() as playwright:
+            exe = executable() or _own_browser(playwright)
+            if not exe:
+                return Phase("browser", SKIPPED, time.monotonic() - start, ENABLE), ""
+            try:
+                context = playwright.chromium.launch_persistent_context(
+                    profile, executable_path=exe, args=ARGS, headless=True,
+                    viewport={"width": 1100, "height": 600}, timeout=timeout * 1000)
+            except PlaywrightError as exc:  # the browser is broken, not TensorBoard: no verdict on the page
+                return Phase("browser", SKIPPED, time.monotonic() - start,
+                             f"cannot start the browser {exe} ({_first_line(exc)}): point TBDOCTOR_BROWSER "
+                             "at a Chromium or Chrome that starts headless, or pass --no-browser"), ""
+            try:
+                phase, shot = _look(context, url, written, run_dir, timeout, start, PlaywrightError)
+            finally:
+                context.close()
+            if phase.status == PASS:
+                phase.detail = f"{os.path.basename(exe)} {phase.detail}"
+            return phase, shot
+    except PlaywrightError as exc:  # the Playwright driver itself failed
+        return Phase("browser", FAIL, time.monotonic() - start, f"Playwright failed: {_first_line(exc)}",
+                     "reinstall it: pip install --force-reinstall 'tbdoctor[browser]'"), ""
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _look(context, url: str, written: dict, run_dir: str, timeout: float, start: float,
+          error_type) -> tuple[Phase, str]:
+    runs, loss_runs = _expected(written)
+    page = context.pages[0] if context.pages else context.new_page()
+    errors: list[str] = []
+    wrong_type: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(_first_line(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
+    def on_response(response) -> None:
+        kind = (response.headers.get("content-type") or "").split(";")[0].strip()
+        if response.request.resource_type == "script" and "javascript" not in kind and "ecmascript" not in kind:
+            wrong_type.append(f"{response.url.split('?')[0]} as {kind or 'no Content-Type'}")
+    page.on("response", on_response)
+
+    def done(status: str, detail: str, fix: str = "") -> tuple[Phase, str]:
+        shot = os.path.join(run_dir, SCREENSHOT)
+        try:
+            page.screenshot(path=shot)
+        except error_type:
+            shot = ""
+        if shot and status != PASS:
+            detail += f"; screenshot {shot}"
+        return Phase("browser", status, time.monotonic() - start, detail, fix), shot
+
+    try:
+        page.goto(url, wait_until="load", timeout=timeout * 1000)
+    except error_type as exc:
+        return Phase("browser", FAIL, time.monotonic() - start,
+                     f"the page {url} never loaded in the browser within {timeout:g} s: {_first_line(exc)}",
+                     f"open {url} yourself; check that no proxy setting (HTTP_PROXY without NO_PROXY=127.0.0.1) "
+                     "or firewall intercepts 127.0.0.1, or raise --server-timeout"), ""
+    loaded, deadline = time.monotonic(), start + timeout
+    seen = {"booted": False, "runs": [], "cards": [], "noDashboards": False, "plugin": ""}
+
+    def watch(enough) -> str:
+        """Look at the page until ``enough(seen)`` holds, the page is blank for want of its
+        JavaScript, or time is up; returns what is still missing."""
+        nonlocal seen
+        while True:
+            try:
+                seen = page.evaluate(_LOOK)
+            except error_type as exc:
+                missing = f"the page could not be inspected: {_first_line(exc)}"
+            else:
+                missing = enough(seen) if seen["booted"] else "the page stayed blank"
+            blank = wrong_type and not seen["booted"] and time.monotonic() - loaded > 2
+            if not missing or seen["noDashboards"] or blank or time.monotonic() >= deadline:
+                return missing
+            page.wait_for_timeout(250)
+
+    # The landing page picks a dashboard (or says there is none); then the scalars one, loss only.
+    missing = watch(lambda now: "" if now["plugin"] else "no dashboard was chosen")
+    if not missing and not seen["noDashboards"]:
+        page.evaluate("fragment => { location.hash = fragment; }", FRAGMENT)
+        missing = watch(lambda now: _missing(now, runs, loss_runs))
+    if wrong_type and not seen["booted"]:
+        return done(FAIL, f"TensorBoard served its JavaScript ({wrong_type[0]}): the browser refuses to run it "
+                    "and the page stays blank", WRONG_TYPE_FIX)
+    if seen["noDashboards"]:
+        return done(FAIL, "the page says \"No dashboards are active for the current data set\": "
+                    "TensorBoard found no event files", f"start TensorBoard with --logdir at the run "
+                    f"directory that holds the event files ({run_dir})")
+    if missing:
+        return done(FAIL, f"after {timeout:g} s the scalars dashboard at {url} shows no loss curve: {missing}",
+                    f"open {url}#scalars yourself, or raise --server-timeout")
+    if errors:
+        return done(FAIL, f"the page logged a JavaScript error: {errors[0][:300]}",
+                    f"open {url} in a browser and look at its console")
+    return done(PASS, f"drew the loss curve of runs {', '.join(loss_runs)} on the scalars "
+                f"dashboard; {len(runs)} runs listed, no JavaScript errors")
+
+
+def _first_line(exc) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__
