@@ -4,6 +4,7 @@
 import base64
 import csv
 import hashlib
+import json
 import re
 import sysconfig
 import zipfile
@@ -27,6 +28,33 @@ def entry_point_scripts(dist):
     return names
 
 
+def compressed_tag(wheel_meta):
+    """The wheel file name's tag for every ``Tag:`` line (PEP 425 compressed tag set,
+    e.g. py2.py3-none-any), so that pip accepts the file wherever the original applied."""
+    parts = [[], [], []]
+    for line in wheel_meta.splitlines():
+        if line.startswith("Tag:"):
+            fields = line.split(":", 1)[1].strip().split("-")
+            if len(fields) == 3:
+                for seen, value in zip(parts, fields):
+                    if value not in seen:
+                        seen.append(value)
+    if not all(parts):
+        return "py3-none-any"
+    return "-".join(".".join(values) for values in parts)
+
+
+def editable_source(dist):
+    """The project folder of an editable install (PEP 610 direct_url.json), else None."""
+    try:
+        data = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return None
+    if (data.get("dir_info") or {}).get("editable"):
+        return data.get("url") or "a local folder"
+    return None
+
+
 def under(path, folder):
     return os.path.normcase(path).startswith(os.path.normcase(os.path.realpath(folder)) + os.sep)
 
@@ -40,8 +68,11 @@ def repack(dist, outdir):
     record = dist.read_text("RECORD")
     if record is None:
         return None, "has no RECORD file: cannot tell which files are its own"
+    editable = editable_source(dist)
+    if editable:
+        return None, "is an editable install of %s: it has no files of its own to keep (reinstall it with pip install -e)" % editable
     wheel_meta = dist.read_text("WHEEL") or _DEFAULT_WHEEL
-    tag = ([ln.split(":", 1)[1].strip() for ln in wheel_meta.splitlines() if ln.startswith("Tag:")] or ["py3-none-any"])[0]
+    tag = compressed_tag(wheel_meta)
     name, version = dist.metadata["Name"], dist.version
     path = os.path.join(outdir, "%s-%s-%s.whl" % (escape(name), escape(version), tag))
     data_dir = info_name[: -len(".dist-info")] + ".data"
