@@ -64,7 +64,7 @@ def repack(dist, outdir):
     site = os.path.dirname(info_dir)
     info_name = os.path.basename(info_dir)
     if not info_name.endswith(".dist-info"):
-        return None, "installed as %s (not a wheel install): cannot be repacked" % info_name
+        return None, "is installed as %s (a legacy setup.py install, not a wheel): cannot be repacked" % info_name
     record = dist.read_text("RECORD")
     if record is None:
         return None, "has no RECORD file: cannot tell which files are its own"
