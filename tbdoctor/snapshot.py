@@ -210,7 +210,12 @@ def restore(snap: Snapshot, pip: Pip, target: Target, scope: set[str] | None = N
     elsewhere = [p for p in pins if p not in from_wheels]
     if from_wheels:
         run = pip.run(pip.restore_argv(snap.wheels, from_wheels))
-        if not run.ok:
+        if not run.ok and len(from_wheels) > 1:  # one bad wheel fails them all: put back what can be
+            for pin in from_wheels:
+                one = pip.run(pip.restore_argv(snap.wheels, [pin]))
+                if not one.ok:
+                    result.errors.append(f"reinstalling {pin} failed: {errors_of(one)}")
+        elif not run.ok:
             result.errors.append(f"reinstalling {', '.join(from_wheels)} failed: {errors_of(run)}")
     if elsewhere:  # not stashed (the plan was not expected to touch them): ask the configured index
         run = pip.run(pip.install_argv(elsewhere, ("--no-deps", "--find-links", str(snap.wheels))))
