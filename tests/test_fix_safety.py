@@ -306,3 +306,32 @@ def test_prune_keeps_the_newest_within_the_cap_and_never_an_unfinished_snapshot(
     assert len(list(folder.iterdir())) == 2  # the new one and the unfinished one
     assert fix("--rollback", state=state).returncode == 0 and pip_freeze(env) == before
     assert oct(state.stat().st_mode & 0o777) == "0o700" and oct(folder.stat().st_mode & 0o777) == "0o700"
+
+
+def test_fix_that_trades_a_conflict_for_another_is_rolled_back(broken, state):
+    """Observed: the re-check compared finding ids only, so a fix that swapped the conflict on beta
+    for a conflict on gamma (same id, pip.version-conflict) was kept."""
+    env, wheels = broken
+    make_wheel(wheels, "gamma", "1.0")
+    pip_install_offline(env, wheels, "gamma==1.0")
+    (wheels / "beta-2.0-py3-none-any.whl").unlink()
+    # beta 2.0's sdist tells pip's resolver it needs nothing, but the wheel it builds requires gamma<1.
+    make_sdist(wheels, "beta", "2.0", textwrap.dedent('''
+        import base64, hashlib, zipfile
+        files = {"beta/__init__.py": "", "beta-2.0.dist-info/WHEEL": "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+                 "beta-2.0.dist-info/METADATA": "Metadata-Version: 2.1\\nName: beta\\nVersion: 2.0\\nRequires-Dist: gamma<1\\n"}
+        record = []
+        with zipfile.ZipFile(os.path.join(wheel_directory, "beta-2.0-py3-none-any.whl"), "w") as zf:
+            for arc, text in files.items():
+                zf.writestr(arc, text)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+                record.append(arc + ",sha256=" + digest + "," + str(len(text)))
+            zf.writestr("beta-2.0.dist-info/RECORD", "\\n".join(record + ["beta-2.0.dist-info/RECORD,,"]) + "\\n")
+        return "beta-2.0-py3-none-any.whl"
+    '''))
+    before = pip_freeze(env)
+    proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "✓ [2/2] install beta>=2" in proc.stdout
+    assert "✗ Fix rolled back: the check after applying found new errors: pip.version-conflict: gamma 1.0" in proc.stdout
+    assert pip_freeze(env) == before
