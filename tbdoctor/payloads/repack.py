@@ -70,7 +70,8 @@ def repack(dist, outdir):
         return None, "has no RECORD file: cannot tell which files are its own"
     editable = editable_source(dist)
     if editable:
-        return None, "is an editable install of %s: it has no files of its own to keep (reinstall it with pip install -e)" % editable
+        return None, ("is an editable install of %s: its code lives there, a copy would not be the same install"
+                      % editable)
     wheel_meta = dist.read_text("WHEEL") or _DEFAULT_WHEEL
     tag = compressed_tag(wheel_meta)
     name, version = dist.metadata["Name"], dist.version
