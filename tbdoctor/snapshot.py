@@ -144,6 +144,14 @@ def stash(snap: Snapshot, target: Target, names: set[str]) -> dict[str, str]:
     return dict(result.get("failed") or {})  # "skipped" ones (not installed, outside the prefix) pip will not touch
 
 
+def unrestorable(target: Target, names: set[str]) -> dict[str, str]:
+    """{name: why} for those of ``names`` that could not be repacked (nothing is written)."""
+    if not names:
+        return {}
+    result = probe.run_payload(target, "repack.py", PROBE_TIMEOUT, {"names": sorted(names), "outdir": None})
+    return dict(result.get("failed") or {})
+
+
 def current_distributions(target: Target) -> list[dict]:
     data = probe.run_payload(target, "distributions.py", PROBE_TIMEOUT, {"cwd": None})
     return [_brief(d) for d in data["distributions"]]

@@ -192,9 +192,10 @@ def test_a_distribution_that_cannot_be_snapshotted_stops_the_fix_before_any_chan
     before = pip_freeze(env)
     proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
     assert proc.returncode == 1
-    assert ("✗ Fix not started: cannot keep a copy to roll back to: beta has no RECORD file: cannot tell which "
-            "files are its own. Nothing was changed.") in proc.stdout
-    assert pip_freeze(env) == before
+    assert ("✗ Refused: the plan would remove or replace what tbdoctor cannot put back exactly; nothing was "
+            "changed") in proc.stdout
+    assert "beta has no RECORD file: cannot tell which files are its own" in proc.stdout
+    assert pip_freeze(env) == before and not (state / "snapshots").exists()
 
 
 def test_fix_whose_result_checks_worse_is_rolled_back(broken, state):

@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from packaging.utils import canonicalize_name
 from rich.text import Text
 
-from tbdoctor import apply as apply_mod, envlock, impact as impact_mod, pipcmd, plan as plan_mod, profiles, snapshot
+from tbdoctor import apply as apply_mod, envlock, impact as impact_mod, pipcmd, plan as plan_mod, probe, profiles, snapshot
 from tbdoctor.commands.check import build_report
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.facts import redact_text
@@ -148,15 +149,31 @@ def _fix(args, out) -> int:
         fixplan.refusal(out, "the plan would break other installed packages; nothing was changed", impact.breaks,
                         hint="Fix these by hand, or leave their findings out with --only ID.")
         return EXIT_PROBLEMS
+    target = Target(python, before.target["chosen_by"], tuple(int(p) for p in before.target["version"].split(".")))
+    if _unrestorable(out, target, impact, the_plan):
+        return EXIT_PROBLEMS
     if args.dry_run:
         _say(out, "Dry run: nothing was changed.")
         return EXIT_PROBLEMS
     if not args.yes and not _confirmed(out):
         return EXIT_PROBLEMS
-    target = Target(python, before.target["chosen_by"], tuple(int(p) for p in before.target["version"].split(".")))
     outcome = apply_mod.apply(the_plan, impact, pip, target, facts, before, lambda: _check(args),
                               fixplan.StepPrinter(out))
     return _report(out, outcome, the_plan, args)
+
+
+def _unrestorable(out, target: Target, impact: impact_mod.Impact, the_plan: plan_mod.Plan) -> bool:
+    """Refuse a plan that removes or replaces a distribution no snapshot can give back exactly."""
+    replaced = {canonicalize_name(c.name) for c in impact.changes if c.old is not None} | the_plan.uninstalls
+    try:
+        cannot = snapshot.unrestorable(target, replaced)
+    except probe.ProbeFailed:
+        return False  # taking the snapshot will try again and stop if it fails
+    if cannot:
+        fixplan.refusal(out, "the plan would remove or replace what tbdoctor cannot put back exactly; nothing was changed",
+                        [f"{name} {why}" for name, why in sorted(cannot.items())],
+                        hint="Change these by hand, or leave their findings out with --only ID.")
+    return bool(cannot)
 
 
 def _confirmed(out) -> bool:

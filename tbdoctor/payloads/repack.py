@@ -1,6 +1,7 @@
 # Repack installed distributions into wheels, from the files their RECORD lists,
 # so that a tbdoctor snapshot can reinstall exactly what was there, offline.
-# Stdlib only, 3.8+. Context: {"names": [canonical names], "outdir": folder}.
+# Stdlib only, 3.8+. Context: {"names": [canonical names], "outdir": folder}; with "outdir"
+# null it only says which of them cannot be repacked (writes nothing).
 import base64
 import csv
 import hashlib
@@ -75,6 +76,8 @@ def repack(dist, outdir):
     wheel_meta = dist.read_text("WHEEL") or _DEFAULT_WHEEL
     tag = compressed_tag(wheel_meta)
     name, version = dist.metadata["Name"], dist.version
+    if outdir is None:
+        return {"name": name, "version": version}, None
     path = os.path.join(outdir, "%s-%s-%s.whl" % (escape(name), escape(version), tag))
     data_dir = info_name[: -len(".dist-info")] + ".data"
     scripts = os.path.realpath(sysconfig.get_path("scripts"))
