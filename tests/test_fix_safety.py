@@ -248,62 +248,49 @@ def test_killed_fix_rolls_back_removals_and_new_installs(broken, state, tmp_path
     assert pip_freeze(env) == before
 
 
-def test_failed_restore_says_so_keeps_the_snapshot_and_prints_how_to_finish(broken, state, tmp_path):
-    """Observed: a restore that could not reinstall a package still printed "reinstalled"."""
+def test_failed_restore_says_so_keeps_the_snapshot_and_retention_keeps_what_is_needed(broken, state):
+    """Observed: a restore that could not reinstall a package still printed "reinstalled"; snapshots
+    were never pruned."""
     env, wheels = broken
     before = pip_freeze(env)
     done = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
     assert done.returncode == 0, done.stdout + done.stderr
-    snap = snapshot_json(state)
-    saved = state / "snapshots" / snap["id"] / "wheels" / "beta-1.0-py3-none-any.whl"
+    first = snapshot_json(state)["id"]
+    saved = state / "snapshots" / first / "wheels" / "beta-1.0-py3-none-any.whl"
     good = saved.read_bytes()
     saved.write_bytes(b"not a zip file")
     back = fix("--rollback", state=state)
     assert back.returncode == 1, back.stdout + back.stderr
     assert "reinstalled delta 2.0" in back.stdout and "reinstalled beta" not in back.stdout
     assert "✗ beta 1.0 is missing" in back.stdout
-    assert f"✗ Restore failed: the environment does not match snapshot {snap['id']}" in back.stdout
+    assert f"✗ Restore failed: the environment does not match snapshot {first}" in back.stdout
     assert snapshot_json(state)["outcome"].startswith("restore incomplete: --rollback failed")
     [command] = [ln.strip()[2:] for ln in back.stdout.splitlines() if ln.strip().startswith("$ ")]
     assert f"--no-index --find-links {saved.parent} --no-deps" in command and command.endswith("beta==1.0")
-
-    # The snapshot is kept and never pruned while unfinished.
-    pruned = fix("--prune", "--keep", "1", state=state)
+    pruned = fix("--prune", "--keep", "1", state=state)  # kept: it is unfinished
     assert pruned.returncode == 0 and "No snapshot to remove" in pruned.stdout and saved.exists()
-
     saved.write_bytes(good)  # the user repairs the wheel and runs the printed command
     subprocess.run(shlex.split(command), check=True, capture_output=True, timeout=300)
     assert pip_freeze(env) == before
 
-
-def test_prune_keeps_the_newest_within_the_cap_and_never_an_unfinished_snapshot(broken, state):
-    env, wheels = broken
-    before = pip_freeze(env)
-    done = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
-    assert done.returncode == 0, done.stdout + done.stderr
-    real = snapshot_json(state)
+    # Retention: older copies of the real snapshot, one of them unfinished (pending).
     folder = state / "snapshots"
-    for n in range(12):  # older copies of the real snapshot; one of them unfinished
+    for n in range(12):
         copy = folder / f"20200101-0000{n:02d}-abcd"
-        shutil.copytree(folder / real["id"], copy)
-        data = dict(real, id=copy.name, outcome="pending" if n == 3 else "applied")
-        (copy / "snapshot.json").write_text(json.dumps(data))
-    pruned = fix("--prune", "--keep", "4", state=state)
-    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
-    left = sorted(p.name for p in folder.iterdir())
-    assert left == ["20200101-000003-abcd", "20200101-000009-abcd", "20200101-000010-abcd",
-                    "20200101-000011-abcd", real["id"]]
-    assert "removed snapshot 20200101-000000-abcd" in pruned.stdout and "Removed 8 snapshot(s)" in pruned.stdout
-    capped = fix("--prune", "--max-mb", "0.001", state=state)  # the wheels are ~1 kB each: only the newest fits
-    assert sorted(p.name for p in folder.iterdir()) == ["20200101-000003-abcd", real["id"]]
-    assert "Removed 3 snapshot(s)" in capped.stdout
-
-    back = fix("--rollback", state=state)  # a later successful fix prunes by itself
-    assert back.returncode == 0 and pip_freeze(env) == before
-    again = fix("--python", str(env.python), "--yes", "--keep", "1", *offline(wheels), state=state)
+        shutil.copytree(folder / first, copy)
+        data = json.loads((copy / "snapshot.json").read_text())
+        (copy / "snapshot.json").write_text(json.dumps(dict(data, id=copy.name,
+                                                            outcome="pending" if n == 3 else "applied")))
+    again = fix("--python", str(env.python), "--yes", "--keep", "4", *offline(wheels), state=state)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"Removed 1 old snapshot(s) of this environment: {real['id']}" in again.stdout
-    assert len(list(folder.iterdir())) == 2  # the new one and the unfinished one
+    assert "Removed 8 old snapshot(s) of this environment: 20200101-000008-abcd" in again.stdout
+    [newest] = [p.name for p in folder.iterdir() if not p.name.startswith("2020") and p.name != first]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["20200101-000003-abcd", "20200101-000009-abcd", "20200101-000010-abcd", "20200101-000011-abcd", first, newest])
+    capped = fix("--prune", "--max-mb", "0.001", state=state)  # the wheels are ~1 kB each: only the newest fits
+    assert capped.returncode == 0 and "removed snapshot 20200101-000011-abcd" in capped.stdout
+    assert "Removed 3 snapshot(s)" in capped.stdout
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["20200101-000003-abcd", first, newest])
     assert fix("--rollback", state=state).returncode == 0 and pip_freeze(env) == before
     assert oct(state.stat().st_mode & 0o777) == "0o700" and oct(folder.stat().st_mode & 0o777) == "0o700"
 
