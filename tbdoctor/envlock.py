@@ -17,8 +17,9 @@ import os
 import sys
 import time
 
+from tbdoctor.errors import UsageError
 from tbdoctor.facts import redact_text
-from tbdoctor.snapshot import private_dir, state_dir
+from tbdoctor.snapshot import STATE_ENV, private_dir, state_dir
 
 try:
     import fcntl
@@ -51,9 +52,17 @@ def held(python: str):
         yield
         return
     key = hashlib.sha256(os.path.realpath(python).encode()).hexdigest()[:16]
-    path = private_dir(state_dir() / "locks") / f"{key}.lock"
-    wait = float(os.environ.get(WAIT_ENV) or WAIT)
-    with open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8") as fh:
+    try:
+        path = private_dir(state_dir() / "locks") / f"{key}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot create a lock file in {state_dir()} ({exc.strerror or exc}); "
+                         f"set {STATE_ENV} to a writable folder") from None
+    try:
+        wait = float(os.environ.get(WAIT_ENV) or WAIT)
+    except ValueError:
+        raise UsageError(f"{WAIT_ENV} must be a number of seconds") from None
+    with open(fd, "r+", encoding="utf-8") as fh:
         deadline = time.monotonic() + wait
         while True:
             try:

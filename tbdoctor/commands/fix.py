@@ -99,6 +99,8 @@ def run(args) -> int:
     if args.rollback is not None:
         snap = snapshot.find(args.rollback or None, choose(args.python).python if args.python else None)
         return _locked(out, snap.data["target"]["python"], lambda: _rollback(args, out, snap))
+    if args.dry_run:  # changes nothing: needs no lock
+        return _fix(args, out)
     return _locked(out, choose(args.python).python, lambda: _fix(args, out))
 
 
@@ -120,6 +122,10 @@ def _fix(args, out) -> int:
                         hint=f"See `tbdoctor check --python {python}`.")
         return EXIT_PROBLEMS
     _say(out, f"tbdoctor fix · target {python}")
+    for old in snapshot.all_snapshots():
+        if old.data["target"]["python"] == python and old.data.get("outcome") == snapshot.PENDING:
+            _say(out, f"! An earlier fix of this environment did not finish (snapshot {old.id}); "
+                      f"`tbdoctor fix --rollback {old.id}` undoes what it changed.", "yellow")
     the_plan = plan_mod.build(before.findings, args.only or None, _torch_source(out, facts, _sources(args)))
     pip = pipcmd.Pip.for_facts(facts, _sources(args), args.break_system_packages)
     fixplan.plan(out, the_plan, [apply_mod.step_title(s) for s in the_plan.steps], pip.description)
