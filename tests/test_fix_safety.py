@@ -322,3 +322,24 @@ def test_fix_that_trades_a_conflict_for_another_is_rolled_back(broken, state):
     assert "✓ [2/2] install beta>=2" in proc.stdout
     assert "✗ Fix rolled back: the check after applying found new errors: pip.version-conflict: gamma 1.0" in proc.stdout
     assert pip_freeze(env) == before
+
+
+def test_before_and_after_are_compared_by_problem_not_by_id():
+    """The rules' own findings: the conflict on beta fixed, one on gamma appeared (same id)."""
+    from conftest import dist, make_facts, packages_facts, python_facts
+
+    from tbdoctor.apply import new_errors
+    from tbdoctor.findings import Report
+    from tbdoctor.rules import evaluate
+
+    def report(*dists):
+        facts = make_facts(python=python_facts(), packages=packages_facts(*dists))
+        return Report({}, evaluate(facts), facts)
+
+    before = report(dist("alpha", "1.0", ["beta>=2"]), dist("beta", "1.0"), dist("gamma", "1.0"))
+    traded = report(dist("alpha", "1.0", ["beta>=2"]), dist("beta", "2.0", ["gamma<1"]), dist("gamma", "1.0"))
+    fixed = report(dist("alpha", "1.0", ["beta>=2"]), dist("beta", "2.0"), dist("gamma", "1.0"))
+    same = report(dist("alpha", "1.0", ["beta>=3"]), dist("beta", "2.0"), dist("gamma", "1.0"))
+    assert [f.subject for f in traded.findings if f.id == "pip.version-conflict"] == ["gamma"]
+    assert new_errors(before, traded) == ["pip.version-conflict: gamma 1.0 does not satisfy beta"]
+    assert new_errors(before, fixed) == [] and new_errors(before, same) == []
