@@ -219,14 +219,13 @@ def _rollback(args, out, snap: snapshot.Snapshot) -> int:
     target = choose(snap.data["target"]["python"])
     current = _check(argparse.Namespace(python=target.python, timeout=args.timeout, ignore=[]))
     pip = pipcmd.Pip.for_facts(current.facts, (), bool(snap.data.get("break_system_packages")))
+    what = sorted(set(snap.data.get("touched") or ()) | set(snap.data.get("may_touch") or ())
+                  | {w["name"].lower() for w in snap.data.get("wheels") or ()})
+    scope = {project_key(n) for n in what}
     if snap.data.get("outcome") == snapshot.PENDING:  # the fix never finished: undo every difference
         scope = None
-        what = sorted(set(snap.data.get("may_touch") or ()) | {w["name"].lower() for w in snap.data.get("wheels") or ()})
         _say(out, f"Snapshot {snap.id} is pending: its fix was stopped before it finished. "
                   "Every distribution that differs from it is restored.")
-    else:
-        what = sorted(set(snap.data.get("touched") or ()) | {w["name"].lower() for w in snap.data.get("wheels") or ()})
-        scope = {project_key(n) for n in what}
     _say(out, f"Restoring snapshot {snap.id} ({snap.data['created']}) of {target.python}: "
               f"{', '.join(what) or 'nothing was changed by it'}")
     restored = snapshot.restore(snap, pip, target, scope)
