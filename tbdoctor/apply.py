@@ -19,13 +19,14 @@ from packaging.utils import canonicalize_name
 
 from tbdoctor import probe, snapshot
 from tbdoctor.facts import redact_text
-from tbdoctor.findings import ERROR, Report, quote_command
+from tbdoctor.findings import ERROR, Finding, Report, quote_command
 from tbdoctor.impact import Impact
 from tbdoctor.pipcmd import Pip, errors_of
-from tbdoctor.plan import BOOTSTRAP, UNINSTALL, Plan, Step
+from tbdoctor.plan import BOOTSTRAP, UNINSTALL, Plan, Step, project_key
 from tbdoctor.target import Target
 
-APPLIED, ROLLED_BACK, NOT_RESTORED, NOT_STARTED = "applied", "rolled back", "restore incomplete", "not started"
+APPLIED, ROLLED_BACK, NOT_STARTED = "applied", "rolled back", "not started"
+NOT_RESTORED = snapshot.INCOMPLETE
 
 
 class Progress(Protocol):
@@ -58,10 +59,17 @@ def step_title(step: Step) -> str:
     return f"{verb} {' '.join(step.packages)}" + (f"  ({' '.join(step.options)})" if step.options else "")
 
 
+def problem(finding: Finding) -> tuple[str, str]:
+    """What a finding is about: its id and its subject (the package), or the projects its fixes name."""
+    subject = finding.subject or ",".join(sorted({project_key(p) for fix in finding.fixes for p in fix.packages}))
+    return finding.id, subject
+
+
 def new_errors(before: Report, after: Report) -> list[str]:
-    """Error findings after applying whose id had no error before."""
-    had = {f.id for f in before.findings if f.status == ERROR}
-    return [f"{f.id}: {f.title}" for f in after.findings if f.status == ERROR and f.id not in had]
+    """Error findings after applying that are a problem (id and subject) without an error before:
+    a fix that trades a conflict on one package for one on another made things worse."""
+    had = {problem(f) for f in before.findings if f.status == ERROR}
+    return [f"{f.id}: {f.title}" for f in after.findings if f.status == ERROR and problem(f) not in had]
 
 
 @contextlib.contextmanager
@@ -95,7 +103,8 @@ def apply(plan: Plan, impact: Impact, pip: Pip, target: Target, facts: dict, bef
     """Snapshot, run ``plan.steps`` in order, check again; restore if anything goes wrong."""
     reasons = sorted({fid for step in plan.steps for fid, _ in step.reasons})
     commands = [redact_text(quote_command(step_argv(pip, s))) for s in plan.steps]
-    snap = snapshot.create(target, facts, reasons, commands, pip.break_system)
+    may_touch = {canonicalize_name(c.name) for c in impact.changes} | plan.uninstalls
+    snap = snapshot.create(target, facts, reasons, commands, pip.break_system, sorted(may_touch))
     replaced = {canonicalize_name(c.name) for c in impact.changes if c.old is not None}
     progress.note(f"snapshot {snap.id}: {len(snap.data['distributions'])} distributions recorded"
                   + (f", repacking {', '.join(sorted(replaced | plan.uninstalls))}" if replaced | plan.uninstalls else ""))
@@ -112,12 +121,16 @@ def apply(plan: Plan, impact: Impact, pip: Pip, target: Target, facts: dict, bef
         for index, step in enumerate(plan.steps, 1):
             argv = step_argv(pip, step)
             progress.step(index, len(plan.steps), step_title(step), argv)
+            snap.journal(str(index), step_title(step), commands[index - 1], "running")
             result = pip.run(argv)
+            snap.journal(str(index), step_title(step), commands[index - 1], "done" if result.ok else "failed")
             progress.step_done(result.ok, result.seconds, "" if result.ok else errors_of(result))
             if not result.ok:
                 return _roll_back(snap, pip, target, f"step {index} ({step_title(step)}) failed", progress)
         progress.note("checking the environment again ...")
+        snap.journal("check", "check the environment again", "", "running")
         after = recheck()
+        snap.journal("check", "check the environment again", "", "done")
     except KeyboardInterrupt:
         return _roll_back(snap, pip, target, "interrupted (Ctrl-C)", progress)
     worse = new_errors(before, after)

@@ -99,6 +99,12 @@ def _fix_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--history", action="store_true", help="list the snapshots taken before each fix")
     mode.add_argument("--rollback", nargs="?", const="", metavar="ID",
                       help="restore a snapshot (default: the newest, for --python's interpreter if given)")
+    mode.add_argument("--prune", action="store_true",
+                      help="delete old snapshots now (for --python's interpreter if given) and list them")
+    p.add_argument("--keep", type=int, default=10, metavar="N",
+                   help="snapshots kept per environment after a fix or --prune (default 10)")
+    p.add_argument("--max-mb", type=float, default=2000.0, metavar="MB",
+                   help="size cap of the kept snapshots per environment (default 2000 MB; the newest is always kept)")
     p.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     p.add_argument("--only", nargs="+", action="extend", metavar="ID", default=[],
                    help="fix only findings with these ids (glob patterns such as 'pip.*')")

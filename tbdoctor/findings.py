@@ -75,6 +75,7 @@ class Finding:
     section: str = ""  # defaults to the id's first component
     seconds: float = 0.0
     verbose_detail: str = ""  # shown only with -v (e.g. a traceback)
+    subject: str = ""  # what the problem is about (a canonical package name) where one id covers many
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -99,6 +100,8 @@ class Finding:
         }
         if self.verbose_detail:
             data["verbose_detail"] = self.verbose_detail
+        if self.subject:
+            data["subject"] = self.subject
         return data
 
     @classmethod
@@ -108,7 +111,7 @@ class Finding:
             detail=data.get("detail", ""), hint=data.get("hint", ""),
             fixes=tuple(Fix.from_dict(f) for f in data.get("fixes", ())),
             section=data.get("section", ""), seconds=data.get("seconds", 0.0),
-            verbose_detail=data.get("verbose_detail", ""),
+            verbose_detail=data.get("verbose_detail", ""), subject=data.get("subject", ""),
         )
 
 

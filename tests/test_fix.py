@@ -78,7 +78,7 @@ def test_conflict_and_duplicate_fixed_recheck_clean_history_and_rollback(broken,
     pending = fix("--python", str(env.python), *offline(wheels), state=state)  # not a TTY, no --yes
     assert pending.returncode == 1
     assert "Pending: run again with --yes" in pending.stdout
-    assert pip_freeze(env) == before and not state.exists()
+    assert pip_freeze(env) == before and not (state / "snapshots").exists()
 
     dry = fix("--python", str(env.python), "--dry-run", *offline(wheels), state=state)
     assert dry.returncode == 1 and "Dry run: nothing was changed." in dry.stdout
@@ -147,7 +147,7 @@ def test_unsatisfiable_fix_is_refused_before_anything_changes(broken, state, tmp
     assert "Refused: pip cannot install beta>=2" in proc.stdout
     assert "No matching distribution found for beta>=2" in proc.stdout
     assert pip_freeze(env) == before
-    assert not state.exists()  # refused before the snapshot
+    assert not (state / "snapshots").exists()  # refused before the snapshot
 
 
 def test_failing_step_rolls_back_what_earlier_steps_changed(broken, state):
@@ -192,9 +192,10 @@ def test_a_distribution_that_cannot_be_snapshotted_stops_the_fix_before_any_chan
     before = pip_freeze(env)
     proc = fix("--python", str(env.python), "--yes", *offline(wheels), state=state)
     assert proc.returncode == 1
-    assert ("✗ Fix not started: cannot keep a copy to roll back to: beta has no RECORD file: cannot tell which "
-            "files are its own. Nothing was changed.") in proc.stdout
-    assert pip_freeze(env) == before
+    assert ("✗ Refused: the plan would remove or replace what tbdoctor cannot put back exactly; nothing was "
+            "changed") in proc.stdout
+    assert "beta has no RECORD file: cannot tell which files are its own" in proc.stdout
+    assert pip_freeze(env) == before and not (state / "snapshots").exists()
 
 
 def test_fix_whose_result_checks_worse_is_rolled_back(broken, state):
@@ -222,7 +223,7 @@ def test_plan_that_would_break_another_package_is_refused(broken, state):
     assert proc.returncode == 1
     assert "Refused: the plan would break other installed packages" in proc.stdout
     assert "epsilon 1.0 requires delta>=2, but delta 1.0 would be installed" in proc.stdout
-    assert pip_freeze(env) == before and not state.exists()
+    assert pip_freeze(env) == before and not (state / "snapshots").exists()
 
 
 def test_uv_environment_without_pip_is_fixed_with_uv_pip(tmp_path, state):
@@ -291,7 +292,7 @@ def test_externally_managed_interpreter_is_refused_unless_overridden(tmp_path, s
     assert f"tbdoctor setup ./tbdoctor-env --python {python}" in proc.stdout
     assert "--break-system-packages" in proc.stdout
     assert subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True).stdout == freeze
-    assert not state.exists()
+    assert not (state / "snapshots").exists()
 
     forced = fix("--python", str(python), "--yes", "--break-system-packages", *offline(wheels), state=state)
     assert forced.returncode == 0, forced.stdout + forced.stderr
@@ -306,4 +307,4 @@ def test_on_a_terminal_fix_asks_and_no_changes_nothing(broken, state):
                                   clean_env(TBDOCTOR_STATE_DIR=str(state), TERM="dumb"))
     assert "Apply this plan?" in screen
     assert code == 1
-    assert pip_freeze(env) == before and not state.exists()
+    assert pip_freeze(env) == before and not (state / "snapshots").exists()

@@ -3,7 +3,10 @@
 Refuses (exit 1, nothing changed) an externally-managed or system interpreter
 without ``--break-system-packages``, a plan pip cannot resolve, and a plan
 whose result would violate another installed distribution's requirement.
-``--history`` lists snapshots; ``--rollback [ID]`` restores one.
+``--history`` lists snapshots; ``--rollback [ID]`` restores one; ``--prune``
+deletes old ones (as every successful fix does). A fix and a rollback hold the
+environment's lock (``envlock``): a second one on the same target waits, then
+names the holder and exits 1.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from packaging.utils import canonicalize_name
 from rich.text import Text
 
-from tbdoctor import apply as apply_mod, impact as impact_mod, pipcmd, plan as plan_mod, profiles, snapshot
+from tbdoctor import apply as apply_mod, envlock, impact as impact_mod, pipcmd, plan as plan_mod, probe, profiles, snapshot
 from tbdoctor.commands.check import build_report
-from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS
+from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.facts import redact_text
 from tbdoctor.findings import ERROR, Report
 from tbdoctor.plan import INSTALL, project_key
@@ -86,8 +90,30 @@ def run(args) -> int:
     if args.history:
         fixplan.history(out, snapshot.all_snapshots())
         return EXIT_OK
+    if args.keep < 1 or args.max_mb <= 0:
+        raise UsageError("--keep must be at least 1 and --max-mb above 0")
+    if args.prune:
+        python = choose(args.python).python if args.python else None
+        fixplan.pruned(out, snapshot.prune(python, args.keep, int(args.max_mb * 1e6)), args.keep, args.max_mb)
+        return EXIT_OK
     if args.rollback is not None:
-        return _rollback(args, out)
+        snap = snapshot.find(args.rollback or None, choose(args.python).python if args.python else None)
+        return _locked(out, snap.data["target"]["python"], lambda: _rollback(args, out, snap))
+    if args.dry_run:  # changes nothing: needs no lock
+        return _fix(args, out)
+    return _locked(out, choose(args.python).python, lambda: _fix(args, out))
+
+
+def _locked(out, python: str, work) -> int:
+    try:
+        with envlock.held(python):
+            return work()
+    except envlock.Busy as exc:
+        fixplan.refusal(out, f"{exc}; nothing was changed")
+        return EXIT_PROBLEMS
+
+
+def _fix(args, out) -> int:
     before = _check(args)
     facts = before.facts
     python = before.target["python"]
@@ -96,6 +122,10 @@ def run(args) -> int:
                         hint=f"See `tbdoctor check --python {python}`.")
         return EXIT_PROBLEMS
     _say(out, f"tbdoctor fix · target {python}")
+    for old in snapshot.all_snapshots():
+        if old.data["target"]["python"] == python and old.data.get("outcome") == snapshot.PENDING:
+            _say(out, f"! An earlier fix of this environment did not finish (snapshot {old.id}); "
+                      f"`tbdoctor fix --rollback {old.id}` undoes what it changed.", "yellow")
     the_plan = plan_mod.build(before.findings, args.only or None, _torch_source(out, facts, _sources(args)))
     pip = pipcmd.Pip.for_facts(facts, _sources(args), args.break_system_packages)
     fixplan.plan(out, the_plan, [apply_mod.step_title(s) for s in the_plan.steps], pip.description)
@@ -125,15 +155,31 @@ def run(args) -> int:
         fixplan.refusal(out, "the plan would break other installed packages; nothing was changed", impact.breaks,
                         hint="Fix these by hand, or leave their findings out with --only ID.")
         return EXIT_PROBLEMS
+    target = Target(python, before.target["chosen_by"], tuple(int(p) for p in before.target["version"].split(".")))
+    if _unrestorable(out, target, impact, the_plan):
+        return EXIT_PROBLEMS
     if args.dry_run:
         _say(out, "Dry run: nothing was changed.")
         return EXIT_PROBLEMS
     if not args.yes and not _confirmed(out):
         return EXIT_PROBLEMS
-    target = Target(python, before.target["chosen_by"], tuple(int(p) for p in before.target["version"].split(".")))
     outcome = apply_mod.apply(the_plan, impact, pip, target, facts, before, lambda: _check(args),
                               fixplan.StepPrinter(out))
-    return _report(out, outcome, the_plan, args.only or None)
+    return _report(out, outcome, the_plan, args)
+
+
+def _unrestorable(out, target: Target, impact: impact_mod.Impact, the_plan: plan_mod.Plan) -> bool:
+    """Refuse a plan that removes or replaces a distribution no snapshot can give back exactly."""
+    replaced = {canonicalize_name(c.name) for c in impact.changes if c.old is not None} | the_plan.uninstalls
+    try:
+        cannot = snapshot.unrestorable(target, replaced)
+    except probe.ProbeFailed:
+        return False  # taking the snapshot will try again and stop if it fails
+    if cannot:
+        fixplan.refusal(out, "the plan would remove or replace what tbdoctor cannot put back exactly; nothing was changed",
+                        [f"{name} {why}" for name, why in sorted(cannot.items())],
+                        hint="Change these by hand, or leave their findings out with --only ID.")
+    return bool(cannot)
 
 
 def _confirmed(out) -> bool:
@@ -144,11 +190,15 @@ def _confirmed(out) -> bool:
     return Confirm.ask("Apply this plan?", console=out, default=False)
 
 
-def _report(out, outcome: apply_mod.Outcome, the_plan: plan_mod.Plan, only: list[str] | None) -> int:
+def _report(out, outcome: apply_mod.Outcome, the_plan: plan_mod.Plan, args) -> int:
+    only = args.only or None
     if outcome.after is not None and outcome.status == apply_mod.APPLIED:
         console_mod.render(outcome.after, out)
     if outcome.status == apply_mod.APPLIED:
         _say(out, f"✓ Fix {outcome.message}.")
+        old = snapshot.prune(outcome.snapshot.data["target"]["python"], args.keep, int(args.max_mb * 1e6))
+        if old:
+            _say(out, f"Removed {len(old)} old snapshot(s) of this environment: {', '.join(s.id for s in old)}", "dim")
         if the_plan.manual:
             _say(out, f"{len(the_plan.manual)} manual step(s) above remain for you to do.")
         left = [f for f in outcome.after.findings if f.status == ERROR and plan_mod.selected(f, only)]
@@ -158,30 +208,35 @@ def _report(out, outcome: apply_mod.Outcome, the_plan: plan_mod.Plan, only: list
         done = [f"removed {x}" for x in outcome.restore.removed] + [f"reinstalled {x}" for x in outcome.restore.reinstalled]
         _say(out, "  Restored: " + ("; ".join(done) or "nothing had changed")
              + ". The installed distributions match the snapshot again.")
+    elif outcome.restore is not None:
+        fixplan.restore_failed(out, outcome.snapshot, outcome.restore)
     if outcome.status == apply_mod.ROLLED_BACK and "interrupted" in outcome.message:
         return EXIT_INTERRUPTED
     return EXIT_PROBLEMS
 
 
-def _rollback(args, out) -> int:
-    python = choose(args.python).python if args.python else None
-    snap = snapshot.find(args.rollback or None, python)
+def _rollback(args, out, snap: snapshot.Snapshot) -> int:
     target = choose(snap.data["target"]["python"])
     current = _check(argparse.Namespace(python=target.python, timeout=args.timeout, ignore=[]))
     pip = pipcmd.Pip.for_facts(current.facts, (), bool(snap.data.get("break_system_packages")))
-    scope = set(snap.data.get("touched") or ()) | {w["name"].lower() for w in snap.data.get("wheels") or ()}
+    what = sorted(set(snap.data.get("touched") or ()) | set(snap.data.get("may_touch") or ())
+                  | {w["name"].lower() for w in snap.data.get("wheels") or ()})
+    scope = {project_key(n) for n in what}
+    if snap.data.get("outcome") == snapshot.PENDING:  # the fix never finished: undo every difference
+        scope = None
+        _say(out, f"Snapshot {snap.id} is pending: its fix was stopped before it finished. "
+                  "Every distribution that differs from it is restored.")
     _say(out, f"Restoring snapshot {snap.id} ({snap.data['created']}) of {target.python}: "
-              f"{', '.join(sorted(scope)) or 'nothing was changed by it'}")
-    restored = snapshot.restore(snap, pip, target, {project_key(n) for n in scope})
+              f"{', '.join(what) or 'nothing was changed by it'}")
+    restored = snapshot.restore(snap, pip, target, scope)
     for line in restored.removed:
         _say(out, f"  removed {line}")
     for line in restored.reinstalled:
         _say(out, f"  reinstalled {line}")
     if restored.ok:
-        snap.update(outcome=f"{snap.data.get('outcome')}; rolled back by --rollback")
+        snap.update(outcome=f"rolled back by --rollback (was: {snap.data.get('outcome')})")
         _say(out, f"✓ Restored snapshot {snap.id}.")
         return EXIT_OK
-    for line in restored.unrestored + restored.errors:
-        _say(out, f"  ✗ {line}", "red")
-    _say(out, f"✗ Restoring snapshot {snap.id} was incomplete; its wheels are in {snap.wheels}", "red bold")
+    snap.update(outcome=f"{snapshot.INCOMPLETE}: --rollback failed: " + "; ".join(restored.unrestored + restored.errors))
+    fixplan.restore_failed(out, snap, restored)
     return EXIT_PROBLEMS

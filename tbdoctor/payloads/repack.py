@@ -1,9 +1,11 @@
 # Repack installed distributions into wheels, from the files their RECORD lists,
 # so that a tbdoctor snapshot can reinstall exactly what was there, offline.
-# Stdlib only, 3.8+. Context: {"names": [canonical names], "outdir": folder}.
+# Stdlib only, 3.8+. Context: {"names": [canonical names], "outdir": folder}; with "outdir"
+# null it only says which of them cannot be repacked (writes nothing).
 import base64
 import csv
 import hashlib
+import json
 import re
 import sysconfig
 import zipfile
@@ -27,6 +29,33 @@ def entry_point_scripts(dist):
     return names
 
 
+def compressed_tag(wheel_meta):
+    """The wheel file name's tag for every ``Tag:`` line (PEP 425 compressed tag set,
+    e.g. py2.py3-none-any), so that pip accepts the file wherever the original applied."""
+    parts = [[], [], []]
+    for line in wheel_meta.splitlines():
+        if line.startswith("Tag:"):
+            fields = line.split(":", 1)[1].strip().split("-")
+            if len(fields) == 3:
+                for seen, value in zip(parts, fields):
+                    if value not in seen:
+                        seen.append(value)
+    if not all(parts):
+        return "py3-none-any"
+    return "-".join(".".join(values) for values in parts)
+
+
+def editable_source(dist):
+    """The project folder of an editable install (PEP 610 direct_url.json), else None."""
+    try:
+        data = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return None
+    if (data.get("dir_info") or {}).get("editable"):
+        return data.get("url") or "a local folder"
+    return None
+
+
 def under(path, folder):
     return os.path.normcase(path).startswith(os.path.normcase(os.path.realpath(folder)) + os.sep)
 
@@ -36,13 +65,19 @@ def repack(dist, outdir):
     site = os.path.dirname(info_dir)
     info_name = os.path.basename(info_dir)
     if not info_name.endswith(".dist-info"):
-        return None, "installed as %s (not a wheel install): cannot be repacked" % info_name
+        return None, "is installed as %s (a legacy setup.py install, not a wheel): cannot be repacked" % info_name
     record = dist.read_text("RECORD")
     if record is None:
         return None, "has no RECORD file: cannot tell which files are its own"
+    editable = editable_source(dist)
+    if editable:
+        return None, ("is an editable install of %s: its code lives there, a copy would not be the same install"
+                      % editable)
     wheel_meta = dist.read_text("WHEEL") or _DEFAULT_WHEEL
-    tag = ([ln.split(":", 1)[1].strip() for ln in wheel_meta.splitlines() if ln.startswith("Tag:")] or ["py3-none-any"])[0]
+    tag = compressed_tag(wheel_meta)
     name, version = dist.metadata["Name"], dist.version
+    if outdir is None:
+        return {"name": name, "version": version}, None
     path = os.path.join(outdir, "%s-%s-%s.whl" % (escape(name), escape(version), tag))
     data_dir = info_name[: -len(".dist-info")] + ".data"
     scripts = os.path.realpath(sysconfig.get_path("scripts"))

@@ -101,3 +101,24 @@ def history(console: Console, snaps) -> None:
                       Text(", ".join(data.get("findings") or ()) or "-"), Text(data.get("outcome", "?")),
                       f"{len(data.get('wheels') or ())} ({snap.size() / 1e6:.1f} MB)")
     console.print(table)
+
+
+def restore_failed(console: Console, snap, restored) -> None:
+    """A restore that did not put everything back: what is wrong, and the commands that finish it."""
+    for line in restored.unrestored + restored.errors:
+        console.print(Text(f"  ✗ {redact_text(line)}", style="red"))
+    console.print(Text(f"✗ Restore failed: the environment does not match snapshot {snap.id}. "
+                       f"The snapshot is kept ({snap.path}).", style="red bold"))
+    if restored.by_hand:
+        console.print(Text("Finish it by hand with:"))
+        for command in restored.by_hand:
+            console.print(Text(f"  $ {command}", style="cyan"), soft_wrap=True)
+
+
+def pruned(console: Console, removed, keep: int, max_mb: float) -> None:
+    if not removed:
+        console.print(f"No snapshot to remove (keeping the newest {keep} per environment within {max_mb:g} MB).")
+        return
+    for snap in removed:
+        console.print(Text(f"removed snapshot {snap.id} ({snap.data['target']['python']}, {snap.data.get('created')})"))
+    console.print(f"Removed {len(removed)} snapshot(s); kept the newest {keep} per environment within {max_mb:g} MB.")

@@ -77,7 +77,7 @@ def consistency(facts: dict) -> list[Finding]:
         want = wanted(facts, name)
         findings.append(Finding(
             "pip.missing-requirement", ERROR, f"{items[0][1].name} is required but not installed",
-            detail=who, hint=f"Install {want}.", fixes=(pip_install(facts, want),)))
+            detail=who, hint=f"Install {want}.", fixes=(pip_install(facts, want),), subject=name))
     for name, items in sorted(conflicts.items()):
         dep = items[0][2]
         who = "; ".join(f"{d['name']} {d['version']} requires {r}" for d, r, _ in items)
@@ -86,7 +86,7 @@ def consistency(facts: dict) -> list[Finding]:
             "pip.version-conflict", ERROR, f"{dep['name']} {dep['version']} does not satisfy {items[0][0]['name']}",
             detail=f"{who}, but {dep['name']} {dep['version']} is installed.",
             hint=f"Install a version of {dep['name']} that every package accepts: {want}.",
-            fixes=(pip_install(facts, want),)))
+            fixes=(pip_install(facts, want),), subject=name))
     if not findings:
         count = len(installed(facts))
         findings.append(Finding("pip.consistency", OK, f"{count} distributions, all requirements satisfied"))
@@ -121,13 +121,14 @@ def duplicates(facts: dict) -> list[Finding]:
                        "install left files of different versions mixed.",
                 hint=f"Remove the stale metadata, then reinstall {keep['name']} {keep['version']} over it.",
                 fixes=tuple(remove_folder(facts, path) for path in stale)
-                + (pip_install(facts, f"{keep['name']}=={keep['version']}", options=("--force-reinstall", "--no-deps")),)))
+                + (pip_install(facts, f"{keep['name']}=={keep['version']}", options=("--force-reinstall", "--no-deps")),),
+                subject=name))
         else:
             findings.append(Finding(
                 "pip.duplicate-distribution", WARNING, title,
                 detail=f"{seen}. Python imports the first on sys.path, {first['version']} from {first['location']}.",
                 hint=f"Uninstall the copy you do not want; `pip uninstall` removes the first one ({first['location']}).",
-                fixes=(pip_uninstall(facts, first["name"]),)))
+                fixes=(pip_uninstall(facts, first["name"]),), subject=name))
     for path in pkgs.get("broken_metadata", ()):
         findings.append(Finding("pip.broken-metadata", WARNING, f"Unreadable distribution metadata: {path}",
                                 detail="A .dist-info or .egg-info folder without a Name (a half-removed package).",
