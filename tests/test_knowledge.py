@@ -65,7 +65,7 @@ def test_driver_newer_than_knowledge_end_to_end_and_the_date_in_every_format(tmp
     known, _ = check_json("--python", sys.executable, "--only", "gpu", env=fake_gpu_env(tmp_path, smi="h200-580"))
     assert "gpu.driver-newer-than-knowledge" not in ids(known)
     console = tbdoctor("check", "--facts", str(facts_file))
-    assert f"Knowledge base of {compat.kb_date()}" in console.stdout
+    assert f"(knowledge base of {compat.kb_date()}) · target" in console.stdout
     assert f"knowledge base of {compat.kb_date()}" in tbdoctor("check", "--facts", str(facts_file),
                                                               "--format", "markdown").stdout
     assert f'name="knowledge_base" value="{compat.kb_date()}"' in tbdoctor("check", "--facts", str(facts_file),

@@ -51,8 +51,8 @@ def _summary(report: Report) -> tuple[str, str]:
 def render(report: Report, console: Console, verbose: bool = False) -> None:
     glyph = _glyphs(console)
     target = report.target
-    console.print(Text(f"tbdoctor {report.tbdoctor_version} · target {target.get('python')} "
-                       f"(chosen by {target.get('chosen_by')})", style="bold"))
+    console.print(Text(f"tbdoctor {report.tbdoctor_version} (knowledge base of {compat.kb_date()}) · "
+                       f"target {target.get('python')} (chosen by {target.get('chosen_by')})", style="bold"))
     for note in report.notes:
         console.print(Text(note, style="dim"))
     console.print()
@@ -75,7 +75,6 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
     console.print()
     status, text = _summary(report)
     console.print(Text(f"{glyph[status]} {text}", style=_STYLE[status]))
-    console.print(Text(f"Knowledge base of {compat.kb_date()}", style="dim"))
 
 
 def _finding(console: Console, f, glyph: dict, verbose: bool) -> None:
