@@ -4,6 +4,7 @@ attribution, installed-file integrity and broken .pth files (real venvs, real CL
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -141,3 +142,16 @@ def test_a_pth_file_whose_module_is_gone_is_named_with_its_line_and_fix(env):
     assert "setuptools 80.9.0" in finding["hint"]
     assert finding["fixes"][0]["packages"] == ["setuptools==80.9.0"]
     assert "--force-reinstall" in finding["fixes"][0]["command"]
+
+
+def test_a_namespace_pth_that_reads_its_callers_sitedir_is_not_broken(env):
+    """Observed: protobuf 3.20's -nspkg.pth (it reads site.addpackage's `sitedir`) was called broken
+    ("KeyError: 'sitedir'"), and fix planned an impossible reinstall of protobuf."""
+    (env.site / "example-1.0-nspkg.pth").write_text(
+        "import sys, types, os;has_mfs = sys.version_info > (3, 5);"
+        "p = os.path.join(sys._getframe(1).f_locals['sitedir'], *('example',));"
+        "m = not has_mfs and sys.modules.setdefault('example', types.ModuleType('example'))\n")
+    proc = subprocess.run([str(env.python), "-c", "pass"], capture_output=True, text=True, timeout=60)
+    assert proc.stderr == ""  # Python itself is happy with it
+    report, _ = check_json("--python", str(env.python), "--only", "python")
+    assert not by_id(report, "python.broken-pth")

@@ -126,31 +126,40 @@ def site_dirs():
 
 
 def broken_pth():
-    """.pth files whose `import` lines raise, run again as site.addpackage runs them at
-    every start-up ("Error processing line N of ...pth"; the rest of the file is ignored)."""
+    """.pth files that fail at every start-up: each is run again by site.addpackage itself
+    (the very code that prints "Error processing line N of ...pth" and ignores the rest),
+    so a line that works there (a namespace -nspkg.pth reading its caller's sitedir) passes."""
     import contextlib
     import io
+    import site
     found = []
+    saved = list(sys.path)
     for folder in site_dirs():
         for name in sorted(os.listdir(folder)):
             path = os.path.join(folder, name)
             if not name.endswith(".pth") or name.startswith(".") or not os.path.isfile(path):
                 continue
+            said = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(said):
+                    site.addpackage(folder, name, set())
+            except Exception:  # noqa: BLE001 (addpackage reports its own errors; anything else is not a start-up failure)
+                continue
+            finally:
+                sys.path[:] = saved
+            report = said.getvalue().splitlines()
+            head = [i for i, ln in enumerate(report) if ln.startswith("Error processing line ")]
+            if not head:
+                continue
+            number = int(report[head[0]].split()[3])
+            tail = [ln.strip() for ln in report[head[0] + 1:] if ln.strip() and not ln.startswith("Remainder of file")]
             try:
                 with open(path, encoding="utf-8", errors="replace") as fh:
-                    lines = fh.read().splitlines()
-            except OSError:
-                continue
-            for number, line in enumerate(lines, 1):
-                if not line.startswith(("import ", "import\t")):
-                    continue
-                try:
-                    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                        exec(line, {})
-                except Exception as exc:
-                    found.append({"file": path, "line": number, "text": line[:300], "error": first_line(exc),
-                                  "owner": pth_owner(folder, name, path)})
-                    break
+                    text = fh.read().splitlines()[number - 1]
+            except (OSError, IndexError):
+                text = ""
+            found.append({"file": path, "line": number, "text": text[:300], "error": (tail or ["error"])[-1][:300],
+                          "owner": pth_owner(folder, name, path)})
     return found
 
 
