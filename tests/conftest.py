@@ -274,6 +274,7 @@ _FAKE_SMI = """#!/bin/sh
 # Fake nvidia-smi for tests: answers from recorded outputs in {dir}
 case "$1" in
   --query-gpu=index,compute_mode,*) f=health ;;
+  --query-gpu=index,fabric.state,*) f=fabric ;;
   --query-compute-apps=*) f=apps ;;
   --query-remapped-rows=*) f=remap ;;
   --query-gpu=*compute_cap*) f=query ;;

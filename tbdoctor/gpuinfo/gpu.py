@@ -14,7 +14,7 @@ facts["gpu"] = {
             "remapped_rows": {"correctable", "uncorrectable", "pending", "failed"},
             "processes": [{"pid", "name", "used_mib"}], "utilization_pct": int,
             "throttle_reasons": int (NVML bitmask), "pcie": {"width", "width_max", "gen", "gen_max"},
-            "mig_devices": ["MIG-..."] (MIG enabled only), "fabric": {"state", "status"} (NVML only)}],
+            "mig_devices": ["MIG-..."] (MIG enabled only), "fabric": {"state", "status"}}],
                                                   # [] = no NVIDIA GPU seen
   "nvml": {"status": "ok|failed|timeout", "error", "code"},
   "nvidia_smi": {"path", "status", "method", "error", "output_tail"} | None (not run),

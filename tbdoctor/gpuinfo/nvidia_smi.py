@@ -25,6 +25,7 @@ HEALTH_FIELDS = ("index", "compute_mode", "retired_pages.pending", "ecc.errors.u
                  "clocks_throttle_reasons.active", "pcie.link.width.current", "pcie.link.width.max",
                  "pcie.link.gen.current", "pcie.link.gen.max", "utilization.gpu")
 APPS_FIELDS = ("gpu_uuid", "pid", "process_name", "used_memory")
+FABRIC_FIELDS = ("index", "fabric.state", "fabric.status")  # R550+; older drivers reject them
 REMAP_FIELDS = ("gpu_uuid", "remapped_rows.correctable", "remapped_rows.uncorrectable", "remapped_rows.pending",
                 "remapped_rows.failure")
 _COMPUTE_MODES = {"default": "default", "exclusive_process": "exclusive-process", "prohibited": "prohibited",
@@ -189,6 +190,17 @@ def parse_remap(stdout: str) -> dict[str, dict] | None:
             for r in rows or () if r["gpu_uuid"]} or None
 
 
+def parse_fabric(stdout: str) -> dict[int, dict]:
+    """NVSwitch fabric state per GPU index ("Not Started", "In Progress", "Completed"; N/A: no fabric)."""
+    found = {}
+    for r in _rows(stdout, FABRIC_FIELDS) or ():
+        index, state = _int(r["index"]), (r["fabric.state"] or "").lower().replace(" ", "-")
+        if index is not None and state in ("not-started", "in-progress", "completed"):
+            found[index] = {"state": state, "status": None if (r["fabric.status"] or "Success") == "Success"
+                            else r["fabric.status"]}
+    return found
+
+
 def parse_mig(stdout: str) -> dict[int, list[str]]:
     """MIG device UUIDs under each GPU index in ``nvidia-smi -L``."""
     found: dict[int, list[str]] = {}
@@ -215,6 +227,7 @@ def health(run: Callable, timeout: float, smi: str, gpus: list[dict]) -> None:
     listed = ask(f"--query-compute-apps={','.join(APPS_FIELDS)}", fmt)
     apps = parse_apps(listed) if listed is not None else None
     remap = parse_remap(ask(f"--query-remapped-rows={','.join(REMAP_FIELDS)}", fmt) or "") or {}
+    fabric = parse_fabric(ask(f"--query-gpu={','.join(FABRIC_FIELDS)}", fmt) or "")
     mig = parse_mig(ask("-L") or "") if any(g.get("mig_mode") == "enabled" for g in gpus) else {}
     for gpu in gpus:
         gpu.update(by_index.get(gpu["index"]) or dict.fromkeys(("compute_mode", "retired_pages_pending",
@@ -224,7 +237,7 @@ def health(run: Callable, timeout: float, smi: str, gpus: list[dict]) -> None:
             [{k: p[k] for k in ("pid", "name", "used_mib")} for p in apps if p["gpu_uuid"] == gpu["uuid"]]
         gpu["remapped_rows"] = remap.get(gpu.get("uuid"))
         gpu["mig_devices"] = mig.get(gpu["index"]) if gpu.get("mig_mode") == "enabled" and gpu["index"] in mig else None
-        gpu["fabric"] = None  # nvidia-smi -q prints it, the query interface does not: NVML only
+        gpu["fabric"] = fabric.get(gpu["index"])
 
 
 def _tail(result) -> str:

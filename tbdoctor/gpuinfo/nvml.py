@@ -141,6 +141,7 @@ class Recorded:
     def nvmlDeviceGetGpuFabricInfo(self, handle, info):
         for key, value in self._answer(handle, "nvmlDeviceGetGpuFabricInfo").items():
             setattr(info, key, value)
+        return pynvml.NVML_SUCCESS
 
 
 def _text(value) -> str:
@@ -216,7 +217,9 @@ def _mig_devices(lib, handle) -> list[str] | None:
 def _fabric(lib, handle) -> dict | None:
     """NVSwitch fabric registration (Hopper and newer; None where NVML has no answer)."""
     info = pynvml.c_nvmlGpuFabricInfo_t()
-    if _optional(lib.nvmlDeviceGetGpuFabricInfo, handle, info) is None:
+    try:
+        lib.nvmlDeviceGetGpuFabricInfo(handle, info)
+    except (pynvml.NVMLError, AttributeError):  # AttributeError: a binding older than the call
         return None
     status = info.status
     return {"state": _FABRIC_STATES.get(info.state, str(info.state)),
