@@ -61,6 +61,15 @@ def test_a_sick_hgx_node_names_each_problem_on_its_gpu(tmp_path, source):
 
 @posix
 @pytest.mark.parametrize("source", ["nvml", "smi"])
+def test_a_volta_gpu_with_pages_pending_retirement(tmp_path, source):
+    report, gpu, _ = gpu_check(tmp_path, **{source: "v100-535-pages-pending"})
+    assert gpu["gpus"][0]["retired_pages_pending"] is True and gpu["gpus"][0]["remapped_rows"] is None
+    assert ids(report) & HEALTH_IDS == {"gpu.memory-retirement-pending", "gpu.ecc-uncorrectable"}
+    assert "retired pages pending True" in one(report, "gpu.memory-retirement-pending")["detail"]
+
+
+@posix
+@pytest.mark.parametrize("source", ["nvml", "smi"])
 def test_a_healthy_gpu_has_no_node_health_finding(tmp_path, source):
     report, gpu, proc = gpu_check(tmp_path, **{source: "h100-550"})
     assert not ids(report) & HEALTH_IDS and proc.returncode == 0
