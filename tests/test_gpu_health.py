@@ -155,6 +155,8 @@ def test_nvswitch_without_fabric_manager_process():
     assert down.title.startswith("NVSwitch system without a running NVIDIA Fabric Manager") and "nvidia-nvswitch0" in down.detail
     assert "gpu.fabric-manager-not-running" not in found(dict(_with_driver(nodes=nodes), fabric_manager_running=True))
     assert "gpu.fabric-manager-not-running" not in found(dict(_with_driver(), fabric_manager_running=False))
+    in_container = dict(_with_driver(nodes=nodes), fabric_manager_running=False, container="docker")
+    assert "gpu.fabric-manager-not-running" not in found(in_container)  # its /proc cannot see the host's
     done = dict(_with_driver(nodes=nodes), fabric_manager_running=False,
                 gpus=[gpu_device(fabric={"state": "completed", "status": None})])
     assert "gpu.fabric-manager-not-running" not in found(done)  # e.g. FM in another container; registration is what counts

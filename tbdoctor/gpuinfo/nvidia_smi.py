@@ -166,7 +166,8 @@ def parse_health(stdout: str) -> dict[int, dict] | None:
             "retired_pages_pending": _flag(raw["retired_pages.pending"]),
             "ecc_uncorrected_volatile": _int(raw["ecc.errors.uncorrected.volatile.total"]),
             "throttle_reasons": _int(raw["clocks_throttle_reasons.active"]),
-            "pcie": dict(zip(("width", "width_max", "gen", "gen_max"), pcie)) if any(v is not None for v in pcie) else None,
+            "pcie": (dict(zip(("width", "width_max", "gen", "gen_max"), pcie))
+                     if any(v is not None for v in pcie) else None),
             "utilization_pct": _int(raw["utilization.gpu"]),
         }
     return found or None
@@ -177,8 +178,8 @@ def parse_apps(stdout: str) -> list[dict] | None:
     rows = _rows(stdout, APPS_FIELDS)
     if rows is None:
         return None
-    return [{"gpu_uuid": r["gpu_uuid"], "pid": _int(r["pid"]), "name": r["process_name"], "used_mib": _int(r["used_memory"])}
-            for r in rows]
+    return [{"gpu_uuid": r["gpu_uuid"], "pid": _int(r["pid"]), "name": r["process_name"],
+             "used_mib": _int(r["used_memory"])} for r in rows]
 
 
 def parse_remap(stdout: str) -> dict[str, dict] | None:

@@ -12,11 +12,12 @@ from tbdoctor.findings import ERROR, INFO, WARNING, Finding
 from tbdoctor.rules.common import manual
 from tbdoctor.rules.gpu import platform_of
 
-# NVML clock event reasons (nvmlClocksEventReason*) that mean the GPU is held back by heat or power hardware.
+# NVML clock event reasons (nvmlClocksEventReason*) meaning heat or power hardware holds the GPU back.
 _THROTTLES = {0x08: "hardware slowdown (HW_SLOWDOWN)", 0x20: "software thermal slowdown",
               0x40: "hardware thermal slowdown", 0x80: "power brake (external power supply signal)"}
 # Xid meanings, from NVIDIA's Xid catalog (docs.nvidia.com/deploy/xid-errors); the rest are looked up there.
-_XIDS = {13: "graphics engine exception (usually the application)", 31: "GPU memory page fault (usually the application)",
+_XIDS = {13: "graphics engine exception (usually the application)",
+         31: "GPU memory page fault (usually the application)",
          43: "GPU stopped processing (usually the application)", 45: "preemptive cleanup after a previous error",
          48: "double-bit ECC error", 61: "internal micro-controller breakpoint", 62: "internal micro-controller halt",
          63: "ECC page retirement or row remapping recorded", 64: "ECC page retirement or row remapping failed",
@@ -37,20 +38,29 @@ def _reset(gpus: list[dict]):
     return manual(f"sudo nvidia-smi --gpu-reset -i {','.join(str(g.get('index')) for g in gpus)}  # or: sudo reboot")
 
 
+def _fabric(g: dict) -> tuple[str | None, str | None]:
+    fabric = g.get("fabric") or {}
+    return fabric.get("state"), fabric.get("status")
+
+
 def fabric_manager(facts: dict) -> list[Finding]:
     gpu = facts.get("gpu") or {}
     nodes = (gpu.get("driver") or {}).get("device_nodes") or []
-    nvswitch = any(re.fullmatch(r"nvidia-nvswitch(\d+|ctl)", n) for n in nodes)
-    waiting = [g for g in _gpus(facts) if (g.get("fabric") or {}).get("state") in ("not-started", "in-progress")]
-    failed = [g for g in _gpus(facts) if (g.get("fabric") or {}).get("state") == "completed" and g["fabric"].get("status")]
-    done = [g for g in _gpus(facts) if (g.get("fabric") or {}).get("state") == "completed" and not g["fabric"].get("status")]
-    if not (waiting or failed or (nvswitch and gpu.get("fabric_manager_running") is False and not done)):
+    switches = [n for n in nodes if re.fullmatch(r"nvidia-nvswitch(\d+|ctl)", n)]
+    waiting = [g for g in _gpus(facts) if _fabric(g)[0] in ("not-started", "in-progress")]
+    failed = [g for g in _gpus(facts) if _fabric(g)[0] == "completed" and _fabric(g)[1]]
+    done = [g for g in _gpus(facts) if _fabric(g) == ("completed", None)]
+    # In a container /proc shows only its own processes: there the fabric state alone decides.
+    no_process = switches and gpu.get("fabric_manager_running") is False and not gpu.get("container") and not done
+    if not (waiting or failed or no_process):
         return []
-    seen = [f"GPU {g.get('index')}: fabric {g['fabric']['state']}" + (f" ({g['fabric']['status']})" if g["fabric"].get("status")
-                                                                      else "") for g in waiting + failed]
-    if nvswitch:
-        seen.append(f"NVSwitch device nodes: {', '.join(n for n in nodes if 'nvswitch' in n)}")
-    seen.append(f"nv-fabricmanager process: {'running' if gpu.get('fabric_manager_running') else 'not running'}")
+    seen = [f"GPU {g.get('index')}: fabric {_fabric(g)[0]}" + (f" ({_fabric(g)[1]})" if _fabric(g)[1] else "")
+            for g in waiting + failed]
+    if switches:
+        seen.append(f"NVSwitch device nodes: {', '.join(switches)}")
+    running = gpu.get("fabric_manager_running")
+    state = "unknown" if running is None else "running" if running else "not running"
+    seen.append(f"nv-fabricmanager process: {state}")
     affected = waiting + failed
     return [Finding("gpu.fabric-manager-not-running", ERROR,
                     (f"{_names(affected)} not registered with the NVSwitch fabric" if affected else
@@ -65,7 +75,8 @@ def fabric_manager(facts: dict) -> list[Finding]:
 
 def memory_health(facts: dict) -> list[Finding]:
     findings = []
-    pending = [g for g in _gpus(facts) if g.get("retired_pages_pending") or (g.get("remapped_rows") or {}).get("pending")]
+    pending = [g for g in _gpus(facts)
+               if g.get("retired_pages_pending") or (g.get("remapped_rows") or {}).get("pending")]
     if pending:
         findings.append(Finding(
             "gpu.memory-retirement-pending", WARNING,
@@ -143,7 +154,8 @@ def busy(facts: dict) -> list[Finding]:
                     detail="\n".join(lines),
                     hint="A job started now shares the GPU's memory and compute with them (and may run out of "
                          "memory); pick a free GPU with CUDA_VISIBLE_DEVICES or wait for them to finish.",
-                    fixes=(manual("nvidia-smi --query-compute-apps=gpu_uuid,pid,process_name,used_memory --format=csv"),))]
+                    fixes=(manual("nvidia-smi --query-compute-apps=gpu_uuid,pid,process_name,used_memory "
+                                  "--format=csv"),))]
 
 
 def mig(facts: dict) -> list[Finding]:
@@ -206,7 +218,8 @@ def pcie_link(facts: dict) -> list[Finding]:
         width, width_max, gen, gen_max = (p.get(k) for k in ("width", "width_max", "gen", "gen_max"))
         if isinstance(width, int) and isinstance(width_max, int) and 0 < width < width_max:
             lines.append(f"GPU {g.get('index')}: link width x{width} of x{width_max}")
-        elif isinstance(gen, int) and isinstance(gen_max, int) and gen < gen_max and (g.get("utilization_pct") or 0) >= 50:
+        elif isinstance(gen, int) and isinstance(gen_max, int) and gen < gen_max \
+                and (g.get("utilization_pct") or 0) >= 50:  # idle GPUs lower the generation to save power
             lines.append(f"GPU {g.get('index')}: PCIe gen {gen} of {gen_max} while {g['utilization_pct']}% busy")
     if not lines:
         return []
