@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import by_id, check_json, fake_gpu_env, gpu_device, gpu_facts, ids, make_facts
+from conftest import FIXTURES, by_id, check_json, fake_gpu_env, gpu_device, gpu_facts, ids, make_facts
 from tbdoctor.rules import evaluate, gpu_health
 
 posix = pytest.mark.skipif(sys.platform == "win32", reason="fake nvidia-smi and dmesg are POSIX shell scripts")
@@ -84,6 +84,21 @@ def test_mig_enabled_names_the_instances_cuda_sees(tmp_path, source):
     mig = one(report, "gpu.mig-enabled")
     assert mig["status"] == "info" and "CUDA_VISIBLE_DEVICES=MIG-" in mig["fixes"][0]["command"]
     assert "gpu.mig-no-instances" not in ids(report)
+
+
+@posix
+def test_a_driver_that_knows_only_the_new_clock_field_name(tmp_path):
+    """nvidia-smi rejecting `clocks_throttle_reasons.active` (its message as in huggingface/candle#733
+    for compute_cap): the health query is asked again with `clocks_event_reasons.active`."""
+    import shutil
+    smi = tmp_path / "smi"
+    shutil.copytree(FIXTURES / "nvidia-smi" / "hgx-h100-sick", smi)
+    (smi / "health-new.out").write_text((smi / "health.out").read_text())
+    (smi / "health.out").write_text('Field "clocks_throttle_reasons.active" is not a valid field to query.\n')
+    (smi / "health.rc").write_text("2\n")
+    report, gpu, _ = gpu_check(tmp_path, smi=str(smi))
+    assert [g["throttle_reasons"] for g in gpu["gpus"]] == [0x1, 0x0, 0x40, 0x1]
+    assert one(report, "gpu.clocks-throttled")["title"].startswith("GPU 2:")
 
 
 @posix

@@ -24,6 +24,8 @@ _FIELDS_OLD = tuple(f for f in FIELDS if f != "compute_cap")
 HEALTH_FIELDS = ("index", "compute_mode", "retired_pages.pending", "ecc.errors.uncorrected.volatile.total",
                  "clocks_throttle_reasons.active", "pcie.link.width.current", "pcie.link.width.max",
                  "pcie.link.gen.current", "pcie.link.gen.max", "utilization.gpu")
+# R535 renamed clocks_throttle_reasons to clocks_event_reasons: the old name is asked first, then the new.
+_HEALTH_FIELDS_NEW = tuple(f.replace("clocks_throttle_reasons", "clocks_event_reasons") for f in HEALTH_FIELDS)
 APPS_FIELDS = ("gpu_uuid", "pid", "process_name", "used_memory")
 FABRIC_FIELDS = ("index", "fabric.state", "fabric.status")  # R550+; older drivers reject them
 REMAP_FIELDS = ("gpu_uuid", "remapped_rows.correctable", "remapped_rows.uncorrectable", "remapped_rows.pending",
@@ -153,7 +155,7 @@ def _rows(stdout: str, fields) -> list[dict] | None:
 
 
 def parse_health(stdout: str) -> dict[int, dict] | None:
-    """Per-index node-health fields from the ``HEALTH_FIELDS`` query (shapes as in ``nvml._health``)."""
+    """Per-index node-health fields from the ``HEALTH_FIELDS`` query, by position (shapes as in ``nvml._health``)."""
     rows = _rows(stdout, HEALTH_FIELDS)
     found = {}
     for raw in rows or ():
@@ -224,7 +226,10 @@ def health(run: Callable, timeout: float, smi: str, gpus: list[dict]) -> None:
         return result.stdout if result.ok and not classify_failure(text) and "not a valid field" not in text else None
 
     fmt = "--format=csv,noheader,nounits"
-    by_index = parse_health(ask(f"--query-gpu={','.join(HEALTH_FIELDS)}", fmt) or "") or {}
+    asked = ask(f"--query-gpu={','.join(HEALTH_FIELDS)}", fmt)
+    if asked is None:
+        asked = ask(f"--query-gpu={','.join(_HEALTH_FIELDS_NEW)}", fmt)
+    by_index = parse_health(asked or "") or {}
     listed = ask(f"--query-compute-apps={','.join(APPS_FIELDS)}", fmt)
     apps = parse_apps(listed) if listed is not None else None
     remap = parse_remap(ask(f"--query-remapped-rows={','.join(REMAP_FIELDS)}", fmt) or "") or {}

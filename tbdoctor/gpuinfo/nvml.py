@@ -188,27 +188,35 @@ _COMPUTE_MODES = {0: "default", 1: "exclusive-thread", 2: "prohibited", 3: "excl
 _FABRIC_STATES = {0: "not-supported", 1: "not-started", 2: "in-progress", 3: "completed"}
 
 
+def _ask(lib, name: str, *args):
+    """An optional answer by name: None where the GPU, the driver or the binding (too old) has none."""
+    try:
+        return getattr(lib, name)(*args)
+    except (pynvml.NVMLError, AttributeError):
+        return None
+
+
 def _processes(lib, handle) -> list[dict] | None:
-    running = _optional(lib.nvmlDeviceGetComputeRunningProcesses, handle)
+    running = _ask(lib, "nvmlDeviceGetComputeRunningProcesses", handle)
     if running is None:
         return None
     found = []
     for proc in running:
-        used = getattr(proc, "usedGpuMemory", None)
-        name = _optional(lib.nvmlSystemGetProcessName, proc.pid)
+        used = getattr(proc, "usedGpuMemory", None)  # None where the driver cannot tell (containers, WDDM)
+        name = _ask(lib, "nvmlSystemGetProcessName", proc.pid)
         found.append({"pid": int(proc.pid), "name": _text(name) if name else None,
                       "used_mib": int(used) // _MIB if isinstance(used, int) and used >= 0 else None})
     return found
 
 
 def _mig_devices(lib, handle) -> list[str] | None:
-    count = _optional(lib.nvmlDeviceGetMaxMigDeviceCount, handle)
+    count = _ask(lib, "nvmlDeviceGetMaxMigDeviceCount", handle)
     if count is None:
         return None
     found = []
     for index in range(count):
-        mig = _optional(lib.nvmlDeviceGetMigDeviceHandleByIndex, handle, index)
-        uuid = _optional(lib.nvmlDeviceGetUUID, mig) if mig is not None else None
+        mig = _ask(lib, "nvmlDeviceGetMigDeviceHandleByIndex", handle, index)  # empty slots: not found
+        uuid = _ask(lib, "nvmlDeviceGetUUID", mig) if mig is not None else None
         if uuid:
             found.append(_text(uuid))
     return found
@@ -216,36 +224,40 @@ def _mig_devices(lib, handle) -> list[str] | None:
 
 def _fabric(lib, handle) -> dict | None:
     """NVSwitch fabric registration (Hopper and newer; None where NVML has no answer)."""
-    info = pynvml.c_nvmlGpuFabricInfo_t()
-    try:
-        lib.nvmlDeviceGetGpuFabricInfo(handle, info)
-    except (pynvml.NVMLError, AttributeError):  # AttributeError: a binding older than the call
+    make = getattr(pynvml, "c_nvmlGpuFabricInfo_t", None)
+    info = make() if make else None
+    if info is None or _ask(lib, "nvmlDeviceGetGpuFabricInfo", handle, info) is None:
         return None
-    status = info.status
     return {"state": _FABRIC_STATES.get(info.state, str(info.state)),
-            "status": None if status == pynvml.NVML_SUCCESS else str(pynvml.NVMLError(status))}
+            "status": None if info.status == pynvml.NVML_SUCCESS else str(pynvml.NVMLError(info.status))}
+
+
+def _throttle(lib, handle) -> int | None:
+    """Clock event reasons (R535+ name), else the older throttle-reasons call; the bits are the same."""
+    reasons = _ask(lib, "nvmlDeviceGetCurrentClocksEventReasons", handle)
+    return reasons if reasons is not None else _ask(lib, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
 
 
 def _health(lib, handle, mig_enabled: bool) -> dict:
     """Node-health fields (DCGM's deployment checks); each None where the GPU or driver has no answer."""
-    mode = _optional(lib.nvmlDeviceGetComputeMode, handle)
-    pending = _optional(lib.nvmlDeviceGetRetiredPagesPendingStatus, handle)
-    rows = _optional(lib.nvmlDeviceGetRemappedRows, handle)
-    util = _optional(lib.nvmlDeviceGetUtilizationRates, handle)
-    pcie = [_optional(call, handle) for call in (lib.nvmlDeviceGetCurrPcieLinkWidth, lib.nvmlDeviceGetMaxPcieLinkWidth,
-                                                 lib.nvmlDeviceGetCurrPcieLinkGeneration,
-                                                 lib.nvmlDeviceGetMaxPcieLinkGeneration)]
+    mode = _ask(lib, "nvmlDeviceGetComputeMode", handle)
+    pending = _ask(lib, "nvmlDeviceGetRetiredPagesPendingStatus", handle)
+    rows = _ask(lib, "nvmlDeviceGetRemappedRows", handle)
+    util = _ask(lib, "nvmlDeviceGetUtilizationRates", handle)
+    pcie = [_ask(lib, f"nvmlDevice{name}", handle) for name in (
+        "GetCurrPcieLinkWidth", "GetMaxPcieLinkWidth", "GetCurrPcieLinkGeneration", "GetMaxPcieLinkGeneration")]
     return {
         "compute_mode": _COMPUTE_MODES.get(mode) if mode is not None else None,
-        "ecc_uncorrected_volatile": _optional(lib.nvmlDeviceGetTotalEccErrors, handle,
-                                              pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_VOLATILE_ECC),
+        "ecc_uncorrected_volatile": _ask(lib, "nvmlDeviceGetTotalEccErrors", handle,
+                                         pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_VOLATILE_ECC),
         "retired_pages_pending": bool(pending) if pending is not None else None,
         "remapped_rows": (dict(zip(("correctable", "uncorrectable", "pending", "failed"),
                                    (int(rows[0]), int(rows[1]), bool(rows[2]), bool(rows[3])))) if rows else None),
         "processes": _processes(lib, handle),
         "utilization_pct": int(util.gpu) if util is not None else None,
-        "throttle_reasons": _optional(lib.nvmlDeviceGetCurrentClocksThrottleReasons, handle),
-        "pcie": dict(zip(("width", "width_max", "gen", "gen_max"), pcie)) if any(v is not None for v in pcie) else None,
+        "throttle_reasons": _throttle(lib, handle),
+        "pcie": (dict(zip(("width", "width_max", "gen", "gen_max"), pcie))
+                 if any(v is not None for v in pcie) else None),
         "mig_devices": _mig_devices(lib, handle) if mig_enabled else None,
         "fabric": _fabric(lib, handle),
     }
