@@ -19,7 +19,7 @@ facts["gpu"] = {
   "nvml": {"status": "ok|failed|timeout", "error", "code"},
   "nvidia_smi": {"path", "status", "method", "error", "output_tail"} | None (not run),
   "driver": {"kernel_module_version", "modules": {"nvidia", "nvidia_uvm", "nouveau"}, "device_nodes", "pci_devices"},
-  "fabric_manager_running": bool | None,        # an nv-fabricmanager process (NVSwitch systems need one)
+  "fabric_manager_running": bool | None,        # an nv-fabricmanager process; None: no NVSwitch nodes, not looked
   "xid": {"readable", "error", "events": [{"pci", "xid", "text"}]} | None (no GPU, not read),
   "wsl": {"detected", "libcuda", "dxg"}, "container": "docker" | "podman" | None,
   "visible_devices": {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"},
@@ -61,8 +61,9 @@ def probe(ctx) -> dict:
                 "device_nodes": system.device_nodes(), "pci_devices": pci},
         wsl=system.wsl(), container=system.container(), visible_devices=system.visible_devices(),
         other_accelerators=system.other_accelerators(ctx.run, step, pci),
-        fabric_manager_running=system.fabric_manager_running(),
     )
+    nvswitch = any(n.startswith("nvidia-nvswitch") for n in facts["driver"]["device_nodes"] or ())
+    facts["fabric_manager_running"] = system.fabric_manager_running() if nvswitch else None
     has_driver = facts["gpus"] or facts["driver"]["kernel_module_version"]
     facts["xid"] = system.xid_events(ctx.run, step) if has_driver else None
     return facts
