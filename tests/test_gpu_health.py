@@ -45,12 +45,15 @@ def test_a_sick_hgx_node_names_each_problem_on_its_gpu(tmp_path, source):
     assert one(report, "gpu.memory-retirement-pending")["title"].startswith("GPU 0:")
     assert "--gpu-reset -i 0" in one(report, "gpu.memory-retirement-pending")["fixes"][0]["command"]
     assert one(report, "gpu.ecc-uncorrectable")["title"] == "GPU 0: uncorrectable ECC errors since the driver loaded (4)"
+    assert one(report, "gpu.memory-retirement-pending")["detail"] == \
+        "GPU 0: remapped rows: 0 correctable, 4 uncorrectable, remapping pending"
     assert one(report, "gpu.row-remapping-failed")["title"].startswith("GPU 3:")
     prohibited = one(report, "gpu.compute-mode-prohibited")
     assert prohibited["status"] == "error" and prohibited["fixes"][0]["command"] == "sudo nvidia-smi -i 3 -c DEFAULT"
     exclusive = one(report, "gpu.compute-mode-exclusive")
     assert exclusive["status"] == "warning" and "python3 (pid 48213, 71.0 GiB)" in exclusive["title"]
-    assert one(report, "gpu.busy")["title"] == "GPUs already in use: GPU 1: python3 (pid 48213, 71.0 GiB)"
+    assert one(report, "gpu.busy")["title"] == ("GPUs already in use: GPU 1: python3 (pid 48213, 71.0 GiB); "
+                                                "GPU 2: processes tbdoctor cannot see (another container or user)")
     assert one(report, "gpu.persistence-mode-off")["title"] == "Persistence mode is off on GPU 3"
     throttled = one(report, "gpu.clocks-throttled")
     assert throttled["title"].startswith("GPU 2:") and "hardware thermal slowdown" in throttled["detail"]
@@ -65,7 +68,7 @@ def test_a_volta_gpu_with_pages_pending_retirement(tmp_path, source):
     report, gpu, _ = gpu_check(tmp_path, **{source: "v100-535-pages-pending"})
     assert gpu["gpus"][0]["retired_pages_pending"] is True and gpu["gpus"][0]["remapped_rows"] is None
     assert ids(report) & HEALTH_IDS == {"gpu.memory-retirement-pending", "gpu.ecc-uncorrectable"}
-    assert "retired pages pending True" in one(report, "gpu.memory-retirement-pending")["detail"]
+    assert one(report, "gpu.memory-retirement-pending")["detail"] == "GPU 0: pages pending retirement"
 
 
 @posix
@@ -191,6 +194,8 @@ def test_pcie_generation_counts_only_under_load_and_power_cap_is_not_throttling(
 def test_memory_used_by_invisible_processes_and_small_holders():
     hidden = [gpu_device(memory_used_mib=60000, processes=[])]
     assert "processes tbdoctor cannot see" in found(gpu_facts(hidden))["gpu.busy"].detail
+    computing = [gpu_device(memory_used_mib=900, processes=[], utilization_pct=99)]
+    assert found(gpu_facts(computing))["gpu.busy"].status == "warning"
     small = [gpu_device(memory_used_mib=500, processes=[{"pid": 7, "name": "Xorg", "used_mib": 480}])]
     assert found(gpu_facts(small))["gpu.busy"].status == "info"
     assert "gpu.busy" not in found(gpu_facts([gpu_device(memory_used_mib=4, processes=[])]))

@@ -59,8 +59,8 @@ def fabric_manager(facts: dict) -> list[Finding]:
     if switches:
         seen.append(f"NVSwitch device nodes: {', '.join(switches)}")
     running = gpu.get("fabric_manager_running")
-    state = "unknown" if running is None else "running" if running else "not running"
-    seen.append(f"nv-fabricmanager process: {state}")
+    if running is not None:
+        seen.append(f"nv-fabricmanager process: {'running' if running else 'not running'}")
     affected = waiting + failed
     return [Finding("gpu.fabric-manager-not-running", ERROR,
                     (f"{_names(affected)} not registered with the NVSwitch fabric" if affected else
@@ -73,6 +73,17 @@ def fabric_manager(facts: dict) -> list[Finding]:
                     fixes=(manual("sudo systemctl enable --now nvidia-fabricmanager"),))]
 
 
+def _memory_state(g: dict) -> str:
+    rows, said = g.get("remapped_rows") or {}, []
+    if g.get("retired_pages_pending"):
+        said.append("pages pending retirement")
+    if rows:
+        said.append(f"remapped rows: {rows.get('correctable')} correctable, {rows.get('uncorrectable')} uncorrectable"
+                    + (", remapping pending" if rows.get("pending") else "")
+                    + (", remapping failed" if rows.get("failed") else ""))
+    return f"GPU {g.get('index')}: " + "; ".join(said)
+
+
 def memory_health(facts: dict) -> list[Finding]:
     findings = []
     pending = [g for g in _gpus(facts)
@@ -81,15 +92,14 @@ def memory_health(facts: dict) -> list[Finding]:
         findings.append(Finding(
             "gpu.memory-retirement-pending", WARNING,
             f"{_names(pending)}: memory pages or rows wait to be retired / remapped until the GPU is reset",
-            detail="\n".join(f"GPU {g.get('index')}: retired pages pending {g.get('retired_pages_pending')}, "
-                             f"row remapping {g.get('remapped_rows') or 'n/a'}" for g in pending),
+            detail="\n".join(_memory_state(g) for g in pending),
             hint="Until a reset the bad memory stays in use and more ECC errors follow. Stop the jobs on it, then "
                  "reset the GPU or reboot (NVIDIA's GPU memory error management guide).", fixes=(_reset(pending),)))
     failed = [g for g in _gpus(facts) if (g.get("remapped_rows") or {}).get("failed")]
     if failed:
         findings.append(Finding(
             "gpu.row-remapping-failed", ERROR, f"{_names(failed)}: row remapping failed (no spare memory rows left)",
-            detail="\n".join(f"GPU {g.get('index')}: {g['remapped_rows']}" for g in failed),
+            detail="\n".join(_memory_state(g) for g in failed),
             hint="The GPU's memory cannot repair itself any more: run NVIDIA's field diagnostics and have it "
                  "replaced (RMA); drain the node meanwhile.", fixes=(manual("dcgmi diag -r 3"),)))
     ecc = [g for g in _gpus(facts) if (g.get("ecc_uncorrected_volatile") or 0) > 0]
@@ -139,14 +149,15 @@ def busy(facts: dict) -> list[Finding]:
     for g in _gpus(facts):
         total, used, procs = g.get("memory_total_mib"), g.get("memory_used_mib"), g.get("processes")
         share = used / total if isinstance(used, int) and isinstance(total, int) and total else None
+        util = g.get("utilization_pct") or 0
         if procs:
-            lines.append(f"GPU {g.get('index')}: {_holders(g)} — {used} / {total} MiB used")
-        elif share is not None and share > 0.5 and g.get("mig_mode") != "enabled":
-            lines.append(f"GPU {g.get('index')}: {used} / {total} MiB used by processes tbdoctor cannot see "
-                         "(another container or user)")
+            lines.append(f"GPU {g.get('index')}: {_holders(g)} — {used} / {total} MiB used, {util}% busy")
+        elif g.get("mig_mode") != "enabled" and ((share or 0) > 0.5 or util >= 50):
+            lines.append(f"GPU {g.get('index')}: processes tbdoctor cannot see (another container or user) — "
+                         f"{used} / {total} MiB used, {util}% busy")
         else:
             continue
-        if share is None or share >= 0.1:
+        if share is None or share >= 0.1 or util >= 50:
             worst = WARNING
     if not lines:
         return []
