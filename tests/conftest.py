@@ -273,6 +273,11 @@ def copy_venv(env: Venv, dest: Path) -> Venv:
 _FAKE_SMI = """#!/bin/sh
 # Fake nvidia-smi for tests: answers from recorded outputs in {dir}
 case "$1" in
+  --query-gpu=index,compute_mode,*clocks_event_reasons*) f=health-new ;;
+  --query-gpu=index,compute_mode,*) f=health ;;
+  --query-gpu=index,fabric.state,*) f=fabric ;;
+  --query-compute-apps=*) f=apps ;;
+  --query-remapped-rows=*) f=remap ;;
   --query-gpu=*compute_cap*) f=query ;;
   --query-gpu=*) f=query-nocc ;;
   -L) f=list ;;

@@ -7,10 +7,20 @@ facts["gpu"] = {
   "cuda_driver_version": "12.2" | None,       # highest CUDA the driver supports
   "gpus": [{"index", "name", "uuid", "memory_total_mib", "memory_used_mib",
             "compute_capability", "compute_capability_source", "mig_mode",
-            "persistence_mode", "pci_bus_id"}],   # [] = no NVIDIA GPU seen
+            "persistence_mode", "pci_bus_id",
+            # node health, each None where neither NVML nor nvidia-smi answers:
+            "compute_mode": "default|exclusive-process|prohibited|exclusive-thread",
+            "ecc_uncorrected_volatile": int, "retired_pages_pending": bool,
+            "remapped_rows": {"correctable", "uncorrectable", "pending", "failed"},
+            "processes": [{"pid", "name", "used_mib"}], "utilization_pct": int,
+            "throttle_reasons": int (NVML bitmask), "pcie": {"width", "width_max", "gen", "gen_max"},
+            "mig_devices": ["MIG-..."] (MIG enabled only), "fabric": {"state", "status"}}],
+                                                  # [] = no NVIDIA GPU seen
   "nvml": {"status": "ok|failed|timeout", "error", "code"},
   "nvidia_smi": {"path", "status", "method", "error", "output_tail"} | None (not run),
-  "driver": {"kernel_module_version", "modules", "device_nodes", "pci_devices"},
+  "driver": {"kernel_module_version", "modules": {"nvidia", "nvidia_uvm", "nouveau"}, "device_nodes", "pci_devices"},
+  "fabric_manager_running": bool | None,        # an nv-fabricmanager process; None: no NVSwitch nodes, not looked
+  "xid": {"readable", "error", "events": [{"pci", "xid", "text"}]} | None (no GPU, not read),
   "wsl": {"detected", "libcuda", "dxg"}, "container": "docker" | "podman" | None,
   "visible_devices": {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"},
   "other_accelerators": [{"vendor", "name", "backend", "source"}],
@@ -52,4 +62,8 @@ def probe(ctx) -> dict:
         wsl=system.wsl(), container=system.container(), visible_devices=system.visible_devices(),
         other_accelerators=system.other_accelerators(ctx.run, step, pci),
     )
+    nvswitch = any(n.startswith("nvidia-nvswitch") for n in facts["driver"]["device_nodes"] or ())
+    facts["fabric_manager_running"] = system.fabric_manager_running() if nvswitch else None
+    has_driver = facts["gpus"] or facts["driver"]["kernel_module_version"]
+    facts["xid"] = system.xid_events(ctx.run, step) if has_driver else None
     return facts

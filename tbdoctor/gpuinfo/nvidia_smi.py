@@ -20,6 +20,18 @@ from typing import Callable
 FIELDS = ("index", "name", "uuid", "memory.total", "memory.used", "compute_cap", "mig.mode.current",
           "persistence_mode", "pci.bus_id", "driver_version")
 _FIELDS_OLD = tuple(f for f in FIELDS if f != "compute_cap")
+# Node health, asked separately so a driver that rejects one of these fields still lists its GPUs.
+HEALTH_FIELDS = ("index", "compute_mode", "retired_pages.pending", "ecc.errors.uncorrected.volatile.total",
+                 "clocks_throttle_reasons.active", "pcie.link.width.current", "pcie.link.width.max",
+                 "pcie.link.gen.current", "pcie.link.gen.max", "utilization.gpu")
+# R535 renamed clocks_throttle_reasons to clocks_event_reasons: the old name is asked first, then the new.
+_HEALTH_FIELDS_NEW = tuple(f.replace("clocks_throttle_reasons", "clocks_event_reasons") for f in HEALTH_FIELDS)
+APPS_FIELDS = ("gpu_uuid", "pid", "process_name", "used_memory")
+FABRIC_FIELDS = ("index", "fabric.state", "fabric.status")  # R550+; older drivers reject them
+REMAP_FIELDS = ("gpu_uuid", "remapped_rows.correctable", "remapped_rows.uncorrectable", "remapped_rows.pending",
+                "remapped_rows.failure")
+_COMPUTE_MODES = {"default": "default", "exclusive_process": "exclusive-process", "prohibited": "prohibited",
+                  "exclusive_thread": "exclusive-thread"}
 _WSL_SMI = "/usr/lib/wsl/lib/nvidia-smi"
 
 # Failure texts nvidia-smi prints (on stdout), most specific first.
@@ -31,6 +43,7 @@ _FAILURES = (
     ("nvml-failed", re.compile(r"Failed to initialize NVML", re.I)),
 )
 _LIST_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: ([^)]+)\)\s*$")
+_MIG_LINE = re.compile(r"^\s+MIG .*\(UUID: (MIG-[^)]+)\)\s*$")
 _HEADER_DRIVER = re.compile(r"(?:Driver|KMD) Version:\s*([0-9][0-9.]*)")
 _HEADER_CUDA = re.compile(r"CUDA (?:UMD )?Version:\s*([0-9][0-9.]*)")
 _TABLE_GPU = re.compile(r"^\|\s+(\d+)\s+(.+?)\s+(On|Off)\s*\|\s*([0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f]+\.[0-9A-Fa-f])\s")
@@ -119,6 +132,120 @@ def parse_table(stdout: str) -> tuple[str | None, str | None, list[dict] | None]
     return (driver[1] if driver else None), (cuda[1] if cuda else None), (gpus or None)
 
 
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text, 16) if text and text.lower().startswith("0x") else int(float(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _flag(text: str | None) -> bool | None:
+    value = (text or "").lower()
+    return True if value in ("yes", "1", "true") else False if value in ("no", "0", "false") else None
+
+
+def _rows(stdout: str, fields) -> list[dict] | None:
+    """``--query-*`` CSV rows as dicts; None unless every line has every field."""
+    rows = []
+    for row in csv.reader([line for line in (stdout or "").splitlines() if line.strip()], skipinitialspace=True):
+        if len(row) != len(fields):
+            return None
+        rows.append(dict(zip(fields, (_value(v) for v in row))))
+    return rows
+
+
+def parse_health(stdout: str) -> dict[int, dict] | None:
+    """Per-index node-health fields from the ``HEALTH_FIELDS`` query, by position (shapes as in ``nvml._health``)."""
+    rows = _rows(stdout, HEALTH_FIELDS)
+    found = {}
+    for raw in rows or ():
+        index = _int(raw["index"])
+        if index is None:
+            return None
+        pcie = [_int(raw[f]) for f in HEALTH_FIELDS[5:9]]
+        found[index] = {
+            "compute_mode": _COMPUTE_MODES.get((raw["compute_mode"] or "").lower()),
+            "retired_pages_pending": _flag(raw["retired_pages.pending"]),
+            "ecc_uncorrected_volatile": _int(raw["ecc.errors.uncorrected.volatile.total"]),
+            "throttle_reasons": _int(raw["clocks_throttle_reasons.active"]),
+            "pcie": (dict(zip(("width", "width_max", "gen", "gen_max"), pcie))
+                     if any(v is not None for v in pcie) else None),
+            "utilization_pct": _int(raw["utilization.gpu"]),
+        }
+    return found or None
+
+
+def parse_apps(stdout: str) -> list[dict] | None:
+    """Compute processes from ``--query-compute-apps`` (no output: none running)."""
+    rows = _rows(stdout, APPS_FIELDS)
+    if rows is None:
+        return None
+    return [{"gpu_uuid": r["gpu_uuid"], "pid": _int(r["pid"]), "name": r["process_name"],
+             "used_mib": _int(r["used_memory"])} for r in rows]
+
+
+def parse_remap(stdout: str) -> dict[str, dict] | None:
+    """Row-remapping state per GPU UUID from ``--query-remapped-rows``."""
+    rows = _rows(stdout, REMAP_FIELDS)
+    return {r["gpu_uuid"]: {"correctable": _int(r["remapped_rows.correctable"]),
+                            "uncorrectable": _int(r["remapped_rows.uncorrectable"]),
+                            "pending": _flag(r["remapped_rows.pending"]), "failed": _flag(r["remapped_rows.failure"])}
+            for r in rows or () if r["gpu_uuid"]} or None
+
+
+def parse_fabric(stdout: str) -> dict[int, dict]:
+    """NVSwitch fabric state per GPU index ("Not Started", "In Progress", "Completed"; N/A: no fabric)."""
+    found = {}
+    for r in _rows(stdout, FABRIC_FIELDS) or ():
+        index, state = _int(r["index"]), (r["fabric.state"] or "").lower().replace(" ", "-")
+        if index is not None and state in ("not-started", "in-progress", "completed"):
+            found[index] = {"state": state, "status": None if (r["fabric.status"] or "Success") == "Success"
+                            else r["fabric.status"]}
+    return found
+
+
+def parse_mig(stdout: str) -> dict[int, list[str]]:
+    """MIG device UUIDs under each GPU index in ``nvidia-smi -L``."""
+    found: dict[int, list[str]] = {}
+    current = None
+    for line in (stdout or "").splitlines():
+        gpu, mig = _LIST_LINE.match(line), _MIG_LINE.match(line)
+        if gpu:
+            current = int(gpu[1])
+            found[current] = []
+        elif mig and current is not None:
+            found[current].append(mig[1])
+    return found
+
+
+def health(run: Callable, timeout: float, smi: str, gpus: list[dict]) -> None:
+    """Add the node-health fields to ``gpus`` (None where nvidia-smi has no answer); failures stay quiet."""
+    def ask(*args) -> str | None:
+        result = run([smi, *args], timeout)
+        text = (result.stdout or "") + (result.stderr or "")
+        return result.stdout if result.ok and not classify_failure(text) and "not a valid field" not in text else None
+
+    fmt = "--format=csv,noheader,nounits"
+    asked = ask(f"--query-gpu={','.join(HEALTH_FIELDS)}", fmt)
+    if asked is None:
+        asked = ask(f"--query-gpu={','.join(_HEALTH_FIELDS_NEW)}", fmt)
+    by_index = parse_health(asked or "") or {}
+    listed = ask(f"--query-compute-apps={','.join(APPS_FIELDS)}", fmt)
+    apps = parse_apps(listed) if listed is not None else None
+    remap = parse_remap(ask(f"--query-remapped-rows={','.join(REMAP_FIELDS)}", fmt) or "") or {}
+    fabric = parse_fabric(ask(f"--query-gpu={','.join(FABRIC_FIELDS)}", fmt) or "")
+    mig = parse_mig(ask("-L") or "") if any(g.get("mig_mode") == "enabled" for g in gpus) else {}
+    for gpu in gpus:
+        gpu.update(by_index.get(gpu["index"]) or dict.fromkeys(("compute_mode", "retired_pages_pending",
+                                                                  "ecc_uncorrected_volatile", "throttle_reasons",
+                                                                  "pcie", "utilization_pct")))
+        gpu["processes"] = None if apps is None or not gpu.get("uuid") else \
+            [{k: p[k] for k in ("pid", "name", "used_mib")} for p in apps if p["gpu_uuid"] == gpu["uuid"]]
+        gpu["remapped_rows"] = remap.get(gpu.get("uuid"))
+        gpu["mig_devices"] = mig.get(gpu["index"]) if gpu.get("mig_mode") == "enabled" and gpu["index"] in mig else None
+        gpu["fabric"] = fabric.get(gpu["index"])
+
+
 def _tail(result) -> str:
     return ((result.stdout or "") + (result.stderr or "")).strip()[-1500:]
 
@@ -172,5 +299,6 @@ def probe(run: Callable, timeout: float) -> dict:
     driver = driver or next((g["driver_version"] for g in gpus if g["driver_version"]), None)
     for gpu in gpus:
         gpu.pop("driver_version", None)
+    health(run, timeout, smi, gpus)
     facts.update(status="ok", method=method, driver_version=driver, cuda_driver_version=cuda, gpus=gpus)
     return facts

@@ -9,7 +9,8 @@ module honours that variable. ``query(lib)`` is the one code path for both.
 Recording format: ``{"nvmlInit": {"error": "NVML_ERROR_DRIVER_NOT_LOADED"}}``
 for a failing library, or ``{"nvmlSystemGetDriverVersion": "535.104.05",
 "nvmlSystemGetCudaDriverVersion_v2": 12020, "devices": [{"nvmlDeviceGetName":
-..., "nvmlDeviceGetMemoryInfo": {"total": bytes, "used": bytes}, ...}]}``; any
+..., "nvmlDeviceGetMemoryInfo": {"total": bytes, "used": bytes}, ..., "migDevices":
+[{"nvmlDeviceGetUUID": "MIG-..."}]}], "processNames": {"<pid>": "python"}}``; any
 answer may be ``{"error": "NVML_ERROR_..."}``, and ``{"hang": true}`` never
 returns.
 """
@@ -95,6 +96,53 @@ class Recorded:
     def nvmlDeviceGetPciInfo(self, handle):
         return SimpleNamespace(**self._answer(handle, "nvmlDeviceGetPciInfo"))
 
+    def nvmlDeviceGetComputeMode(self, handle):
+        return self._answer(handle, "nvmlDeviceGetComputeMode")
+
+    def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
+        return self._answer(handle, "nvmlDeviceGetTotalEccErrors")
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, handle):
+        return self._answer(handle, "nvmlDeviceGetRetiredPagesPendingStatus")
+
+    def nvmlDeviceGetRemappedRows(self, handle):
+        return tuple(self._answer(handle, "nvmlDeviceGetRemappedRows"))
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        return [SimpleNamespace(**p) for p in self._answer(handle, "nvmlDeviceGetComputeRunningProcesses")]
+
+    def nvmlSystemGetProcessName(self, pid):
+        return self._answer(self._answers.get("processNames", {}), str(pid))
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        return SimpleNamespace(**self._answer(handle, "nvmlDeviceGetUtilizationRates"))
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle):
+        return self._answer(handle, "nvmlDeviceGetCurrentClocksThrottleReasons")
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
+        return self._answer(handle, "nvmlDeviceGetCurrPcieLinkWidth")
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
+        return self._answer(handle, "nvmlDeviceGetMaxPcieLinkWidth")
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
+        return self._answer(handle, "nvmlDeviceGetCurrPcieLinkGeneration")
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
+        return self._answer(handle, "nvmlDeviceGetMaxPcieLinkGeneration")
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle):
+        return len(self._answer(handle, "migDevices"))
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle, index):
+        return self._answer(handle, "migDevices")[index]
+
+    def nvmlDeviceGetGpuFabricInfo(self, handle, info):
+        for key, value in self._answer(handle, "nvmlDeviceGetGpuFabricInfo").items():
+            setattr(info, key, value)
+        return pynvml.NVML_SUCCESS
+
 
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
@@ -132,6 +180,86 @@ def _device(lib, index: int) -> dict:
         "mig_mode": (("enabled" if mig[0] else "disabled") if mig else None),
         "persistence_mode": (("enabled" if persistence else "disabled") if persistence is not None else None),
         "pci_bus_id": _text(pci.busId) if pci is not None and getattr(pci, "busId", None) else None,
+        **_health(lib, handle, bool(mig and mig[0])),
+    }
+
+
+_COMPUTE_MODES = {0: "default", 1: "exclusive-thread", 2: "prohibited", 3: "exclusive-process"}
+_FABRIC_STATES = {0: "not-supported", 1: "not-started", 2: "in-progress", 3: "completed"}
+
+
+def _ask(lib, name: str, *args):
+    """An optional answer by name: None where the GPU, the driver or the binding (too old) has none."""
+    try:
+        return getattr(lib, name)(*args)
+    except (pynvml.NVMLError, AttributeError):
+        return None
+
+
+def _processes(lib, handle) -> list[dict] | None:
+    running = _ask(lib, "nvmlDeviceGetComputeRunningProcesses", handle)
+    if running is None:
+        return None
+    found = []
+    for proc in running:
+        used = getattr(proc, "usedGpuMemory", None)  # None where the driver cannot tell (containers, WDDM)
+        name = _ask(lib, "nvmlSystemGetProcessName", proc.pid)
+        found.append({"pid": int(proc.pid), "name": _text(name) if name else None,
+                      "used_mib": int(used) // _MIB if isinstance(used, int) and used >= 0 else None})
+    return found
+
+
+def _mig_devices(lib, handle) -> list[str] | None:
+    count = _ask(lib, "nvmlDeviceGetMaxMigDeviceCount", handle)
+    if count is None:
+        return None
+    found = []
+    for index in range(count):
+        mig = _ask(lib, "nvmlDeviceGetMigDeviceHandleByIndex", handle, index)  # empty slots: not found
+        uuid = _ask(lib, "nvmlDeviceGetUUID", mig) if mig is not None else None
+        if uuid:
+            found.append(_text(uuid))
+    return found
+
+
+def _fabric(lib, handle) -> dict | None:
+    """NVSwitch fabric registration (Hopper and newer; None where NVML has no answer)."""
+    make = getattr(pynvml, "c_nvmlGpuFabricInfo_t", None)
+    info = make() if make else None
+    if info is None or _ask(lib, "nvmlDeviceGetGpuFabricInfo", handle, info) is None:
+        return None
+    return {"state": _FABRIC_STATES.get(info.state, str(info.state)),
+            "status": None if info.status == pynvml.NVML_SUCCESS else str(pynvml.NVMLError(info.status))}
+
+
+def _throttle(lib, handle) -> int | None:
+    """Clock event reasons (R535+ name), else the older throttle-reasons call; the bits are the same."""
+    reasons = _ask(lib, "nvmlDeviceGetCurrentClocksEventReasons", handle)
+    return reasons if reasons is not None else _ask(lib, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+
+
+def _health(lib, handle, mig_enabled: bool) -> dict:
+    """Node-health fields (DCGM's deployment checks); each None where the GPU or driver has no answer."""
+    mode = _ask(lib, "nvmlDeviceGetComputeMode", handle)
+    pending = _ask(lib, "nvmlDeviceGetRetiredPagesPendingStatus", handle)
+    rows = _ask(lib, "nvmlDeviceGetRemappedRows", handle)
+    util = _ask(lib, "nvmlDeviceGetUtilizationRates", handle)
+    pcie = [_ask(lib, f"nvmlDevice{name}", handle) for name in (
+        "GetCurrPcieLinkWidth", "GetMaxPcieLinkWidth", "GetCurrPcieLinkGeneration", "GetMaxPcieLinkGeneration")]
+    return {
+        "compute_mode": _COMPUTE_MODES.get(mode) if mode is not None else None,
+        "ecc_uncorrected_volatile": _ask(lib, "nvmlDeviceGetTotalEccErrors", handle,
+                                         pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_VOLATILE_ECC),
+        "retired_pages_pending": bool(pending) if pending is not None else None,
+        "remapped_rows": (dict(zip(("correctable", "uncorrectable", "pending", "failed"),
+                                   (int(rows[0]), int(rows[1]), bool(rows[2]), bool(rows[3])))) if rows else None),
+        "processes": _processes(lib, handle),
+        "utilization_pct": int(util.gpu) if util is not None else None,
+        "throttle_reasons": _throttle(lib, handle),
+        "pcie": (dict(zip(("width", "width_max", "gen", "gen_max"), pcie))
+                 if any(v is not None for v in pcie) else None),
+        "mig_devices": _mig_devices(lib, handle) if mig_enabled else None,
+        "fabric": _fabric(lib, handle),
     }
 
 

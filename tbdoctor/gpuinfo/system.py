@@ -40,14 +40,41 @@ def kernel_module_version() -> str | None:
 
 
 def kernel_modules() -> dict | None:
-    """{"nvidia": bool, "nouveau": bool} from /proc/modules (or /sys/module), None when unreadable."""
+    """{"nvidia", "nvidia_uvm", "nouveau": bool} from /proc/modules (or /sys/module), None when unreadable."""
+    names = ("nvidia", "nvidia_uvm", "nouveau")
     text = _read("/proc/modules")
     if text is not None:
         loaded = {line.split(" ", 1)[0] for line in text.splitlines()}
-        return {"nvidia": "nvidia" in loaded, "nouveau": "nouveau" in loaded}
+        return {name: name in loaded for name in names}
     if os.path.isdir("/sys/module"):
-        return {name: os.path.isdir(f"/sys/module/{name}") for name in ("nvidia", "nouveau")}
+        return {name: os.path.isdir(f"/sys/module/{name}") for name in names}
     return None
+
+
+def fabric_manager_running() -> bool | None:
+    """Whether an nv-fabricmanager process runs (from /proc/*/comm); None off Linux."""
+    if not os.path.isdir("/proc") or not sys.platform.startswith("linux"):
+        return None
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        if (_read(f"/proc/{pid}/comm") or "").strip() == "nv-fabricmanager":
+            return True
+    return False
+
+
+_XID = re.compile(r"NVRM: Xid \((?:PCI:)?([^)]*)\):\s*(\d+),?\s*(.*)")
+
+
+def xid_events(run: Callable, timeout: float) -> dict:
+    """Xid errors in the kernel log through `dmesg` (often root only): {"readable", "error", "events"}."""
+    exe = shutil.which("dmesg")
+    if not exe or not sys.platform.startswith("linux"):
+        return {"readable": False, "error": "no dmesg", "events": []}
+    result = run([exe], timeout)
+    if not result.ok:
+        return {"readable": False, "error": result.failure() or "dmesg failed", "events": []}
+    events = [{"pci": m[1], "xid": int(m[2]), "text": m[0][:300]}
+              for m in map(_XID.search, (result.stdout or "").splitlines()) if m]
+    return {"readable": True, "error": None, "events": events[-50:]}
 
 
 def device_nodes() -> list[str] | None:
