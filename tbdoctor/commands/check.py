@@ -27,6 +27,10 @@ def build_report(args) -> Report:
         chosen = target_mod.choose(args.python)
         facts = _probe_or_reuse(chosen, only, args, notes)
         target = chosen.to_dict()
+        if getattr(args, "logdir", None):  # the user's event files: tbdoctor/commands/logdir.py
+            from tbdoctor.commands import logdir
+            data, meta = logdir.probe_logdir(chosen, logdir.resolve(args.logdir), args.timeout or probe.DEFAULT_TIMEOUT)
+            facts = dict(facts, logdir=data, probes=dict(facts.get("probes") or {}, logdir=meta))
     if args.save_facts:
         facts_mod.save(facts, args.save_facts)
     ignore = list(args.ignore)

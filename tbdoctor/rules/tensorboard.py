@@ -6,6 +6,7 @@ localhost and port 6006. Pure."""
 from __future__ import annotations
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding
+from tbdoctor.rules import logdir
 from tbdoctor.rules.common import pip_install, remove_folder
 from tbdoctor.rules.stack import duplicate_families, import_failed
 
@@ -154,4 +155,4 @@ def network(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (tensorboardx, tensorboard, data_server, script, instances, network)
+RULES = (tensorboardx, tensorboard, data_server, script, instances, network) + logdir.RULES
