@@ -129,6 +129,34 @@ def network(out):
         sock.close()
 
 
+def plugins(out):
+    """Load every `tensorboard_plugins` entry point as tensorboard.default does at start-up:
+    one that fails to load stops the `tensorboard` command. Each is named with its package."""
+    from importlib import metadata
+    found = []
+    for dist in metadata.distributions():
+        try:
+            points = [ep for ep in dist.entry_points if ep.group == "tensorboard_plugins"]
+        except Exception:
+            continue
+        for ep in points:
+            entry = {"name": ep.name, "value": ep.value, "dist": headers(dist)["Name"],
+                     "version": headers(dist)["Version"], "error": None}
+            step("load TensorBoard plugin %s (%s)" % (ep.name, ep.value))
+            import contextlib
+            import io
+            buf = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(buf):
+                    ep.load()
+            except BaseException as exc:  # SystemExit from a broken plugin too
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                entry["error"] = failure(exc, captured=buf.getvalue())
+            found.append(entry)
+    out["plugins"] = found
+
+
 def probe(ctx):
     name, version = dist_version(*_DISTS)
     out = {"installed": name is not None, "distribution": name, "version": version, "import_ok": False,
@@ -140,6 +168,8 @@ def probe(ctx):
     if name is None:
         return out
     package(out)
+    if out.get("import_ok"):
+        plugins(out)
     script(out)
     data_server(out, max(5.0, min(20.0, float(ctx.get("timeout") or 20) / 3)))
     return out

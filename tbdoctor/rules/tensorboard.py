@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding
 from tbdoctor.rules import logdir
-from tbdoctor.rules.common import pip_install, remove_folder
+from tbdoctor.rules.common import pip_install, pip_uninstall, remove_folder
 from tbdoctor.rules.stack import duplicate_families, import_failed
 
 
@@ -155,4 +155,21 @@ def network(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (tensorboardx, tensorboard, data_server, script, instances, network) + logdir.RULES
+def plugins(facts: dict) -> list[Finding]:
+    tb = facts.get("tensorboard") or {}
+    findings = []
+    for p in tb.get("plugins") or ():
+        error = p.get("error")
+        if not error:
+            continue
+        findings.append(Finding(
+            "tensorboard.plugin-failed", ERROR,
+            f"The TensorBoard plugin {p['name']} of {p['dist']} {p['version']} fails to load: {error.get('line')}",
+            detail=f"Entry point {p['name']} = {p['value']} (group tensorboard_plugins). TensorBoard loads every "
+                   "plugin at start-up: while it is installed the `tensorboard` command stops with this traceback.",
+            hint=f"Upgrade {p['dist']} to a release made for this TensorBoard, or uninstall it.",
+            fixes=(pip_uninstall(facts, p["dist"]),), verbose_detail=error.get("traceback") or "", subject=p["dist"]))
+    return findings
+
+
+RULES = (tensorboardx, tensorboard, data_server, script, instances, network, plugins) + logdir.RULES
