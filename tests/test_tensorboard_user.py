@@ -7,10 +7,11 @@ layered venv, environment markers set in the probe's environment, a .pth that br
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
-from conftest import by_id, check_json, layered_venv, make_wheel
+from conftest import by_id, check_json, clean_env, layered_venv, make_wheel
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +41,49 @@ def test_broken_plugin_is_named_with_its_package(broken_plugin_env):
     assert "profile_v9" in found["title"] and "tb-broken-profiler 0.3" in found["title"]
     assert "no_such_base" in found["title"]
     assert found["fixes"][0]["command"].endswith("uninstall -y tb-broken-profiler")
+
+
+def test_ssh_container_and_jupyterhub_markers(stack_env):
+    markers = {"SSH_CONNECTION": "10.1.2.3 50022 10.9.8.7 22", "container": "podman",
+               "JUPYTERHUB_SERVICE_PREFIX": "/user/ann/"}
+    report, _ = check_json("--python", str(stack_env.python), "--only", "tensorboard", env=clean_env(**markers))
+    (ssh,) = by_id(report, "tensorboard.ssh-session")
+    assert ssh["status"] == "info" and "ssh -L 6006:127.0.0.1:6006 <user>@10.9.8.7" in ssh["detail"]
+    assert "--bind_all" in ssh["detail"] and "no authentication" in ssh["detail"]
+    (box,) = by_id(report, "tensorboard.in-container")
+    assert box["status"] == "info" and "$container" in box["title"]
+    (hub,) = by_id(report, "tensorboard.proxy-url")
+    assert hub["status"] == "warning"
+    assert hub["fixes"][-1]["command"] == "export TENSORBOARD_PROXY_URL=/user/ann/proxy/%PORT%/"
+    assert any(f["command"].endswith("install jupyter-server-proxy") for f in hub["fixes"])
+    report, _ = check_json("--python", str(stack_env.python), "--only", "tensorboard", env=clean_env(
+        SSH_CONNECTION="", JUPYTERHUB_SERVICE_PREFIX="/user/ann/", TENSORBOARD_PROXY_URL="/user/ann/proxy/%PORT%/"))
+    assert not by_id(report, "tensorboard.proxy-url") and not by_id(report, "tensorboard.ssh-session")
+
+
+def test_js_served_as_text_plain_is_named(stack_env, tmp_path):
+    env = layered_venv(tmp_path, stack_env)
+    # As a Windows registry entry or a stray mime.types does: .js becomes text/plain for every Python program.
+    (env.site / "zz_mime.pth").write_text("import mimetypes; mimetypes.add_type('text/plain', '.js')\n")
+    report, proc = check_json("--python", str(env.python), "--only", "tensorboard")
+    (found,) = by_id(report, "tensorboard.js-mime-type")
+    assert found["status"] == "error" and "text/plain" in found["title"] and proc.returncode == 1
+    healthy, _ = check_json("--python", str(stack_env.python), "--only", "tensorboard")
+    assert not by_id(healthy, "tensorboard.js-mime-type")
+
+
+def test_port_6006_taken_names_the_process(stack_env):
+    holder = subprocess.Popen([sys.executable, "-c", "import socket, sys, time\n"
+                               "s = socket.socket(); s.bind(('127.0.0.1', 6006)); s.listen()\n"
+                               "print('bound', flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        bound = holder.stdout.readline().strip() == "bound"
+        report, _ = check_json("--python", str(stack_env.python), "--only", "tensorboard")
+        (found,) = by_id(report, "tensorboard.port-in-use")
+        # Another test may hold 6006 already: then that process must be named instead.
+        assert (f"pid {holder.pid} (" in found["title"] and "time.sleep" in found["title"]) if bound \
+            else "by pid " in found["title"] or "TensorBoard pid" in found["title"], found
+    finally:
+        holder.kill()
+        holder.wait()

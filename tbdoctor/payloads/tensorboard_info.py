@@ -3,6 +3,7 @@
 # Stdlib only, 3.8+.
 import errno
 import glob
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -157,6 +158,87 @@ def plugins(out):
     out["plugins"] = found
 
 
+_JS_TYPES = ("application/javascript", "text/javascript", "application/x-javascript")
+
+
+def container():
+    """The first marker of a container this process runs in, else None."""
+    for name in ("container", "KUBERNETES_SERVICE_HOST"):  # podman/systemd-nspawn; every Kubernetes pod
+        if os.environ.get(name):
+            return "$" + name
+    for path in ("/.dockerenv", "/run/.containerenv"):
+        if os.path.exists(path):
+            return path
+    try:
+        with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        for word in ("docker", "kubepods", "containerd", "lxc", "libpod"):
+            if word in text:
+                return "/proc/1/cgroup (%s)" % word
+    except OSError:
+        pass
+    return None
+
+
+def js_type():
+    """What `mimetypes` (TensorBoard's core plugin serves its assets with it) says .js is,
+    and the system file that maps it, when one does."""
+    import mimetypes
+    kind = mimetypes.guess_type("index.js")[0]
+    source = None
+    if kind not in _JS_TYPES:
+        for path in mimetypes.knownfiles:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    if any("js" in line.split()[1:] and line.split()[0] == kind for line in fh if line.split()):
+                        source = path
+            except OSError:
+                continue
+    return {"type": kind, "ok": kind in _JS_TYPES, "source": source}
+
+
+def port_owner(port):
+    """(pid, command line) of the process listening on ``port`` (Linux /proc; own user's only)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                for line in fh.readlines()[1:]:
+                    parts = line.split()
+                    if int(parts[1].rsplit(":", 1)[1], 16) == port and parts[3] == "0A":
+                        inodes.add("socket:[%s]" % parts[9])
+        except (OSError, ValueError, IndexError):
+            continue
+    if not inodes:
+        return None
+    for pid in sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int):
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+            if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes for fd in fds):
+                with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                    command = " ".join(fh.read().replace(b"\0", b" ").decode("utf-8", "replace").split())
+                return {"pid": int(pid), "command": command[:300]}
+        except OSError:
+            continue
+    return None
+
+
+def reach(out):
+    """How a browser would reach a TensorBoard started here."""
+    ssh = os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or ""
+    fields = ssh.split()
+    out["reach"] = {
+        "ssh": bool(ssh), "ssh_server": fields[2] if len(fields) >= 3 else None,
+        "container": container(),
+        "jupyterhub": os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or os.environ.get("JUPYTERHUB_API_URL"),
+        "proxy_url": os.environ.get("TENSORBOARD_PROXY_URL"),
+        "server_proxy": importlib.util.find_spec("jupyter_server_proxy") is not None,
+        "js": js_type(),
+    }
+    if not (out.get("port") or {}).get("free", True) and os.path.isdir("/proc/net"):
+        out["port"]["owner"] = port_owner(_PORT)
+
+
 def probe(ctx):
     name, version = dist_version(*_DISTS)
     out = {"installed": name is not None, "distribution": name, "version": version, "import_ok": False,
@@ -165,6 +247,7 @@ def probe(ctx):
     out["pkg_resources_ok"], out["pkg_resources_error"] = ok, err
     instances(out)
     network(out)
+    reach(out)
     if name is None:
         return out
     package(out)

@@ -5,7 +5,7 @@ localhost and port 6006. Pure."""
 
 from __future__ import annotations
 
-from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding
+from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix
 from tbdoctor.rules import logdir
 from tbdoctor.rules.common import pip_install, pip_uninstall, remove_folder
 from tbdoctor.rules.stack import duplicate_families, import_failed
@@ -147,7 +147,9 @@ def network(facts: dict) -> list[Finding]:
     if port and not port.get("free"):
         owners = [e for e in (tb.get("instances") or {}).get("entries", ())
                   if e.get("port") == port["port"] and e.get("alive")]
-        who = f"TensorBoard pid {owners[0]['pid']} (logdir {owners[0]['logdir']})" if owners else "another program"
+        owner = port.get("owner") or {}
+        who = f"TensorBoard pid {owners[0]['pid']} (logdir {owners[0]['logdir']})" if owners else \
+            f"pid {owner['pid']} ({owner.get('command') or '?'})" if owner.get("pid") else "another program"
         findings.append(Finding("tensorboard.port-in-use", INFO if owners else WARNING,
                                 f"Port {port['port']} is in use by {who}",
                                 detail=port.get("error") or "",
@@ -172,4 +174,56 @@ def plugins(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (tensorboardx, tensorboard, data_server, script, instances, network, plugins) + logdir.RULES
+_JS_FIX = ("On Windows the registry key HKEY_CLASSES_ROOT\\.js (value \"Content Type\"), often set by an editor's "
+           "installer, says text/plain: `reg add HKCR\\.js /v \"Content Type\" /t REG_SZ /d text/javascript /f`. "
+           "Elsewhere fix the file named above, or a sitecustomize/.pth calling mimetypes.add_type. "
+           "Then restart TensorBoard.")
+
+
+def reach(facts: dict) -> list[Finding]:
+    """How a browser reaches a TensorBoard started here: SSH, containers, JupyterHub, the .js type."""
+    tb = facts.get("tensorboard") or {}
+    r = tb.get("reach")
+    if not r or not tb.get("installed"):
+        return []
+    findings = []
+    risk = ("--bind_all serves it on every interface with no authentication: anyone who reaches port 6006 sees "
+            "(and can download) your logs")
+    if r.get("container"):
+        findings.append(Finding(
+            "tensorboard.in-container", INFO, f"Inside a container ({r['container']}): TensorBoard's default "
+                                              "address 127.0.0.1 is not reachable from outside it",
+            detail="`tensorboard --logdir DIR` listens on the container's own loopback only. Start it with --host "
+                   "0.0.0.0 and publish the port (docker run -p 127.0.0.1:6006:6006 ...); " + risk + "."))
+    if r.get("ssh"):
+        server = r.get("ssh_server") or "this-host"
+        findings.append(Finding(
+            "tensorboard.ssh-session", INFO, "An SSH session: TensorBoard listens on 127.0.0.1 here, which your "
+                                             "laptop's browser cannot open directly",
+            detail=f"On your laptop: `ssh -L 6006:127.0.0.1:6006 <user>@{server}`, then open http://127.0.0.1:6006 "
+                   f"(with another --port, forward that one). Or start it with --bind_all: {risk}."))
+    if r.get("jupyterhub") and not r.get("proxy_url"):
+        prefix = r["jupyterhub"] if r["jupyterhub"].startswith("/") else "$JUPYTERHUB_SERVICE_PREFIX"
+        fixes = [] if r.get("server_proxy") else [pip_install(facts, "jupyter-server-proxy")]
+        fixes.append(Fix("env", f"export TENSORBOARD_PROXY_URL={prefix.rstrip('/')}/proxy/%PORT%/"))
+        findings.append(Finding(
+            "tensorboard.proxy-url", WARNING, "JupyterHub without TENSORBOARD_PROXY_URL: %tensorboard shows a blank "
+                                              "frame",
+            detail="The notebook's frame points the browser at localhost:6006 of your own laptop. Through "
+                   "jupyter-server-proxy, TENSORBOARD_PROXY_URL makes it use the hub's URL instead"
+                   + ("" if r.get("server_proxy") else " (jupyter-server-proxy is not installed)") + "; a "
+                   "TensorBoard started by hand behind a proxy needs --path_prefix.",
+            hint="Set it in the kernel's environment (before %load_ext tensorboard):", fixes=tuple(fixes)))
+    js = r.get("js") or {}
+    if js and not js.get("ok"):
+        where = f" (set by {js['source']})" if js.get("source") else ""
+        findings.append(Finding(
+            "tensorboard.js-mime-type", ERROR, f"Python's mimetypes maps .js to {js.get('type') or 'nothing'}{where}: "
+                                               "TensorBoard's page stays blank",
+            detail="TensorBoard serves its JavaScript with the type mimetypes.guess_type gives; browsers refuse to "
+                   "run a script served as text/plain (\"strict MIME type checking\").",
+            hint=_JS_FIX))
+    return findings
+
+
+RULES = (tensorboardx, tensorboard, data_server, script, instances, network, plugins, reach) + logdir.RULES
