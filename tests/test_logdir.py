@@ -111,6 +111,16 @@ def test_two_writers_in_one_run_are_named(stack_env, logs):
     assert "5-9" in found["detail"] and "own log_dir" in found["hint"]
 
 
+def test_two_writers_in_one_file_are_named(stack_env, logs, tmp_path):
+    (tmp_path / "run").mkdir()
+    first, second = only_file(logs / "healthy/run_a"), only_file(logs / "elsewhere/runs/Dec07_host")
+    joined = tmp_path / "run" / first.name  # one file holding two writers' records, one after the other
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    report, _ = logdir_json(stack_env, tmp_path)
+    (found,) = checks(report, "tensorboard.logdir-runs-merged")
+    assert found["title"] == f"2 writers wrote into one event file, {joined}"
+
+
 def test_empty_logdir_points_at_the_writers_runs_folder(stack_env, logs):
     report, proc = logdir_json(stack_env, "logs", cwd=logs / "elsewhere")  # relative, as a user types it
     (found,) = checks(report, "tensorboard.logdir-empty")

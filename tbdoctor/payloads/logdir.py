@@ -123,7 +123,7 @@ def read_local(root, out):
                 break
         if len(runs) < _MAX_RUNS_KEPT:
             runs.append(run)
-    out.update(runs=runs, run_count=count, files=[f for f in files if f["problem"] or not f["summaries"]][:50],
+    out.update(runs=runs, run_count=count, files=[f for f in files if f["problem"] or not f["summaries"] or f["headers"] > 1][:50],
                file_count=len(files), merged=merged[:20])
 
 

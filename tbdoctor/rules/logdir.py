@@ -94,6 +94,13 @@ def files(facts: dict) -> list[Finding]:
                 hint="The writer was never flushed or closed: call writer.flush() or writer.close() (or use it as a "
                      "context manager); its flush_secs (default 120 s) is how long data may wait in memory.",
                 subject=f["path"]))
+        if f.get("headers", 0) > 1:
+            findings.append(Finding(
+                "tensorboard.logdir-runs-merged", WARNING, f"{f['headers']} writers wrote into one event file, {f['path']}",
+                detail=f"{where}: it starts over {f['headers']} times (one file_version header per writer); their "
+                       "steps interleave in one run.",
+                hint="Give each writer (each process, each restart) its own log_dir sub-folder; never append "
+                     "to or concatenate event files.", subject=f["path"]))
     for m in log.get("merged", ()):
         findings.append(Finding(
             "tensorboard.logdir-runs-merged", WARNING,
