@@ -87,3 +87,28 @@ def test_port_6006_taken_names_the_process(stack_env):
     finally:
         holder.kill()
         holder.wait()
+
+
+_NO_IPV6 = '''import errno, socket
+_socket = socket.socket
+class _NoIPv6(_socket):
+    """A kernel booted with ipv6.disable=1: IPv6 sockets cannot be made."""
+    def __init__(self, family=-1, *args, **kwargs):
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        _socket.__init__(self, family, *args, **kwargs)
+socket.socket = _NoIPv6
+'''
+
+
+def test_bind_all_without_ipv6_is_named(stack_env, tmp_path):
+    env = layered_venv(tmp_path, stack_env)
+    (env.site / "tbdoctor_test_noipv6.py").write_text(_NO_IPV6)
+    (env.site / "zz_noipv6.pth").write_text("import tbdoctor_test_noipv6\n")
+    # TensorBoard itself fails with --bind_all there (it picks "::" from getaddrinfo).
+    real = subprocess.run([str(env.python), "-m", "tensorboard.main", "--logdir", str(tmp_path), "--bind_all",
+                           "--port", "0", "--load_fast", "false"], capture_output=True, text=True, timeout=120)
+    assert real.returncode != 0 and "unsupported address family" in real.stderr, real.stderr[-2000:]
+    report, _ = check_json("--python", str(env.python), "--only", "tensorboard")
+    (found,) = by_id(report, "tensorboard.bind-all")
+    assert found["status"] == "warning" and "::" in found["title"] and "--host 0.0.0.0" in found["hint"]

@@ -223,6 +223,32 @@ def port_owner(port):
     return None
 
 
+def bind_all():
+    """Whether `tensorboard --bind_all` can bind here: the wildcard address chosen as
+    TensorBoard's program.py does (getaddrinfo with AI_PASSIVE, IPv6 first; copied, not
+    imported), bound on a free port."""
+    address = "::" if socket.has_ipv6 else "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(None, 0, socket.AF_UNSPEC, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                                   socket.AI_PASSIVE)
+        by_family = {}
+        for family, _, _, _, sockaddr in infos:
+            by_family.setdefault(family, []).append(sockaddr[0])
+        address = (by_family.get(getattr(socket, "AF_INET6", None)) or by_family.get(socket.AF_INET) or [address])[0]
+    except (socket.gaierror, OSError):
+        pass
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((address, 0))
+        finally:
+            sock.close()
+    except OSError as exc:
+        return {"address": address, "ok": False, "error": first_line(exc)}
+    return {"address": address, "ok": True, "error": None}
+
+
 def reach(out):
     """How a browser would reach a TensorBoard started here."""
     ssh = os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or ""
@@ -234,6 +260,7 @@ def reach(out):
         "proxy_url": os.environ.get("TENSORBOARD_PROXY_URL"),
         "server_proxy": importlib.util.find_spec("jupyter_server_proxy") is not None,
         "js": js_type(),
+        "bind_all": bind_all(),
     }
     if not (out.get("port") or {}).get("free", True) and os.path.isdir("/proc/net"):
         out["port"]["owner"] = port_owner(_PORT)

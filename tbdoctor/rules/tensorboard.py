@@ -214,6 +214,14 @@ def reach(facts: dict) -> list[Finding]:
                    + ("" if r.get("server_proxy") else " (jupyter-server-proxy is not installed)") + "; a "
                    "TensorBoard started by hand behind a proxy needs --path_prefix.",
             hint="Set it in the kernel's environment (before %load_ext tensorboard):", fixes=tuple(fixes)))
+    wildcard = r.get("bind_all") or {}
+    if wildcard and not wildcard.get("ok"):
+        findings.append(Finding(
+            "tensorboard.bind-all", WARNING, f"`tensorboard --bind_all` fails here: it binds {wildcard.get('address')}, "
+                                             f"which this machine refuses ({wildcard.get('error')})",
+            detail="TensorBoard picks the first IPv6 wildcard address the resolver offers; with IPv6 disabled in the "
+                   "kernel it stops with \"could not bind to unsupported address family\".",
+            hint="Use --host 0.0.0.0 instead of --bind_all (same exposure: every IPv4 interface, no authentication)."))
     js = r.get("js") or {}
     if js and not js.get("ok"):
         where = f" (set by {js['source']})" if js.get("source") else ""
