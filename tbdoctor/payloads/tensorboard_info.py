@@ -251,10 +251,8 @@ def bind_all():
 
 def reach(out):
     """How a browser would reach a TensorBoard started here."""
-    ssh = os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or ""
-    fields = ssh.split()
-    out["reach"] = {
-        "ssh": bool(ssh), "ssh_server": fields[2] if len(fields) >= 3 else None,
+    out["reach"] = {  # addresses are not kept: reports name the host by its (redacted) host name
+        "ssh": bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT")),
         "container": container(),
         "jupyterhub": os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or os.environ.get("JUPYTERHUB_API_URL"),
         "proxy_url": os.environ.get("TENSORBOARD_PROXY_URL"),

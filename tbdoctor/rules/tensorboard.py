@@ -196,7 +196,7 @@ def reach(facts: dict) -> list[Finding]:
             detail="`tensorboard --logdir DIR` listens on the container's own loopback only. Start it with --host "
                    "0.0.0.0 and publish the port (docker run -p 127.0.0.1:6006:6006 ...); " + risk + "."))
     if r.get("ssh"):
-        server = r.get("ssh_server") or "this-host"
+        server = (facts.get("system") or {}).get("hostname") or "<this host>"
         findings.append(Finding(
             "tensorboard.ssh-session", INFO, "An SSH session: TensorBoard listens on 127.0.0.1 here, which your "
                                              "laptop's browser cannot open directly",
