@@ -74,8 +74,16 @@ def runs_table(data: dict):
                          for plugin, names in sorted(run["tags"].items())) or "(none)"
         steps = f"{run['steps'][0]}-{run['steps'][1]}" if run.get("steps") else "-"
         when = datetime.datetime.fromtimestamp(run["last_write"]).strftime("%Y-%m-%d %H:%M:%S") \
-            if run.get("last_write") else "-"
+            + _age(data.get("read_at", 0) - run["last_write"]) if run.get("last_write") else "-"
         table.add_row(run["name"], tags, steps, str(run["records"]), when)
     if data["run_count"] > _SHOWN_RUNS:
         table.caption = f"… and {data['run_count'] - _SHOWN_RUNS} more runs"
     return table
+
+
+def _age(seconds: float) -> str:
+    """' (5 min ago)': how long before the read the run last wrote."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f" ({seconds // size:.0f} {unit} ago)"
+    return " (just now)" if seconds >= 0 else ""
