@@ -155,3 +155,8 @@ def test_bad_logdir_is_one_line_exit_2(stack_env, tmp_path, bad):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout, proc.stderr
     proc = tbdoctor("check", "--logdir", str(path), "--python", str(stack_env.python), "--only", "python")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_logdir_with_saved_facts_is_a_usage_error(tmp_path):
+    proc = tbdoctor("check", "--facts", str(tmp_path / "facts.json"), "--logdir", str(tmp_path))
+    assert proc.returncode == 2 and "--facts" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -18,6 +18,9 @@ def build_report(args) -> Report:
         raise UsageError(f"--only {unknown[0]}: unknown section (choose from {', '.join(SECTIONS)})")
     notes = []
     if args.facts:
+        if getattr(args, "logdir", None):
+            raise UsageError("--logdir reads event files now; it cannot be combined with --facts "
+                             "(facts saved with --logdir replay its findings)")
         facts = facts_mod.load(args.facts)
         notes.append(f"facts loaded from {args.facts} (collected {facts.get('collected_at', '?')}), nothing probed")
         target = facts.get("target") or {}
