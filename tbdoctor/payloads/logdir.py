@@ -7,7 +7,6 @@
 import logging
 import time
 
-_SCHEMES = ("s3", "gs", "hdfs")
 _FS_MODULES = ("tensorflow", "tensorflow_io", "boto3", "fsspec", "s3fs", "gcsfs", "pyarrow")
 _MAX_RUNS_KEPT = 200  # runs listed in the facts; all are counted
 _NEARBY_DIRS = 4000  # folders looked at in all, when searching nearby
@@ -123,8 +122,8 @@ def read_local(root, out):
                 break
         if len(runs) < _MAX_RUNS_KEPT:
             runs.append(run)
-    out.update(runs=runs, run_count=count, files=[f for f in files if f["problem"] or not f["summaries"] or f["headers"] > 1][:50],
-               file_count=len(files), merged=merged[:20])
+    noted = [f for f in files if f["problem"] or not f["summaries"] or f["headers"] > 1]  # the rules' cases
+    out.update(runs=runs, run_count=count, files=noted[:50], file_count=len(files), merged=merged[:20])
 
 
 def nearby(root, cwd):
