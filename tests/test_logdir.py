@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import by_id, check_json, tbdoctor
+from conftest import STACK, by_id, cached_venv, check_json, tbdoctor
 
 # Writes the logdirs every test reads: argv[1] is the root. tensorboardX is the writer
 # under test in this product; its event files are what TensorBoard reads.
@@ -144,6 +144,15 @@ def test_remote_scheme_without_a_reader_says_what_to_install(stack_env):
     (found,) = checks(report, "tensorboard.logdir-scheme")
     assert found["status"] == "error" and proc.returncode == 1
     assert found["fixes"][0]["command"].endswith("pip install boto3")
+
+
+def test_remote_scheme_with_tensorflow_needs_tensorflow_io(tmp_path_factory):
+    tfstack = cached_venv(tmp_path_factory, "tfstack", *STACK, "tensorflow-cpu")  # shared with the e2e tests
+    report, _ = logdir_json(tfstack, "hdfs://namenode/experiments")
+    (found,) = checks(report, "tensorboard.logdir-scheme")
+    assert "uses TensorFlow" in found["detail"] and found["fixes"][0]["command"].endswith("install tensorflow-io")
+    report, _ = logdir_json(tfstack, "gs://bucket/experiments")  # TensorFlow reads gs:// itself
+    assert [c["status"] for c in checks(report, "tensorboard.logdir-scheme")] == ["ok"]
 
 
 @pytest.mark.parametrize("bad", ["missing-folder", "file"])
