@@ -43,10 +43,11 @@ def modules():
 def read_file(path, loader_mod, data_compat, log):
     """(file facts, {tag: [plugin, min step, max step, count]}, last wall time)."""
     del log.messages[:]
-    info = {"path": path, "bytes": os.path.getsize(path), "mtime": os.path.getmtime(path), "records": 0,
-            "headers": 0, "summaries": 0, "problem": "", "message": ""}
+    info = {"path": path, "bytes": 0, "mtime": 0.0, "records": 0, "headers": 0, "summaries": 0, "problem": "",
+            "message": ""}
     tags, last = {}, 0.0
     try:
+        info["bytes"], info["mtime"] = os.path.getsize(path), os.path.getmtime(path)
         for event in loader_mod.EventFileLoader(path).Load():
             info["records"] += 1
             last = max(last, event.wall_time)
