@@ -7,6 +7,7 @@ layered venv, environment markers set in the probe's environment, a .pth that br
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -116,3 +117,22 @@ def test_bind_all_without_ipv6_is_named(stack_env, tmp_path):
     report, _ = check_json("--python", str(env.python), "--only", "tensorboard")
     (found,) = by_id(report, "tensorboard.bind-all")
     assert found["status"] == "warning" and "::" in found["title"] and "--host 0.0.0.0" in found["hint"]
+
+
+def test_broken_pillow_breaks_torch_image_summaries(stack_env, tmp_path):
+    env = layered_venv(tmp_path, stack_env)
+    # Pillow's compiled core gone (as after an interrupted upgrade): a PIL that fails as the real one does.
+    real = stack_env.site / "PIL"
+    shutil.copytree(real, env.site / "PIL", ignore=shutil.ignore_patterns("_imaging.*", "__pycache__"))
+    for info in stack_env.site.glob("pillow-*.dist-info"):
+        shutil.copytree(info, env.site / info.name)
+    proof = subprocess.run([str(env.python), "-c", "import numpy, tempfile\n"
+                            "from torch.utils.tensorboard import SummaryWriter\n"
+                            "SummaryWriter(tempfile.mkdtemp()).add_image('x', numpy.zeros((3, 4, 4)))"],
+                           capture_output=True, text=True, timeout=300)
+    assert proof.returncode != 0 and "_imaging" in proof.stderr, proof.stderr[-1500:]
+    report, proc = check_json("--python", str(env.python), "--only", "tensorboard")
+    (found,) = by_id(report, "tensorboard.pillow-broken")
+    assert "_imaging" in found["title"] and "--force-reinstall" in found["fixes"][0]["command"]
+    healthy, _ = check_json("--python", str(stack_env.python), "--only", "tensorboard")
+    assert not by_id(healthy, "tensorboard.pillow-broken")

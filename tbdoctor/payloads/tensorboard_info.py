@@ -264,6 +264,16 @@ def reach(out):
         out["port"]["owner"] = port_owner(_PORT)
 
 
+def pillow(out):
+    """Pillow, which the image summaries of torch.utils.tensorboard and tensorboardX import
+    when they run (add_image, add_figure, add_embedding's label_img)."""
+    name, version = dist_version("pillow", "Pillow")
+    info = {"installed": name is not None, "version": version, "error": None}
+    if name is not None:
+        _, info["error"] = guarded_import("PIL.Image")
+    out["pillow"] = info
+
+
 def probe(ctx):
     name, version = dist_version(*_DISTS)
     out = {"installed": name is not None, "distribution": name, "version": version, "import_ok": False,
@@ -278,6 +288,7 @@ def probe(ctx):
     package(out)
     if out.get("import_ok"):
         plugins(out)
+    pillow(out)
     script(out)
     data_server(out, max(5.0, min(20.0, float(ctx.get("timeout") or 20) / 3)))
     return out

@@ -234,4 +234,20 @@ def reach(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (tensorboardx, tensorboard, data_server, script, instances, network, plugins, reach) + logdir.RULES
+def pillow(facts: dict) -> list[Finding]:
+    """A Pillow that is installed but does not import (a missing Pillow is pip's missing requirement)."""
+    info = (facts.get("tensorboard") or {}).get("pillow") or {}
+    error = info.get("error")
+    if not error:
+        return []
+    return [Finding(
+        "tensorboard.pillow-broken", ERROR, f"Pillow {info.get('version')} is installed but does not import: "
+                                            f"{error.get('line')}",
+        detail="The image summaries of torch.utils.tensorboard and tensorboardX import it when they run: add_image, "
+               "add_images, add_figure and add_embedding(label_img=...) fail, while scalars still work.",
+        hint="Reinstall Pillow.", fixes=(pip_install(facts, f"pillow=={info.get('version')}",
+                                                     options=("--force-reinstall", "--no-deps")),),
+        verbose_detail=error.get("traceback") or "", subject="pillow")]
+
+
+RULES = (tensorboardx, tensorboard, data_server, script, instances, network, plugins, reach, pillow) + logdir.RULES
