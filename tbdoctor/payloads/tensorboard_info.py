@@ -133,6 +133,8 @@ def network(out):
 def plugins(out):
     """Load every `tensorboard_plugins` entry point as tensorboard.default does at start-up:
     one that fails to load stops the `tensorboard` command. Each is named with its package."""
+    import contextlib
+    import io
     from importlib import metadata
     found = []
     for dist in metadata.distributions():
@@ -140,12 +142,10 @@ def plugins(out):
             points = [ep for ep in dist.entry_points if ep.group == "tensorboard_plugins"]
         except Exception:
             continue
+        meta = headers(dist) if points else None
         for ep in points:
-            entry = {"name": ep.name, "value": ep.value, "dist": headers(dist)["Name"],
-                     "version": headers(dist)["Version"], "error": None}
+            entry = {"name": ep.name, "value": ep.value, "dist": meta["Name"], "version": meta["Version"], "error": None}
             step("load TensorBoard plugin %s (%s)" % (ep.name, ep.value))
-            import contextlib
-            import io
             buf = io.StringIO()
             try:
                 with contextlib.redirect_stderr(buf):
