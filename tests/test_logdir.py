@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STACK, by_id, cached_venv, check_json, tbdoctor
+from conftest import STACK, by_id, cached_venv, check_json, make_venv, tbdoctor
 
 # Writes the logdirs every test reads: argv[1] is the root. tensorboardX is the writer
 # under test in this product; its event files are what TensorBoard reads.
@@ -153,6 +153,14 @@ def test_remote_scheme_with_tensorflow_needs_tensorflow_io(tmp_path_factory):
     assert "uses TensorFlow" in found["detail"] and found["fixes"][0]["command"].endswith("install tensorflow-io")
     report, _ = logdir_json(tfstack, "gs://bucket/experiments")  # TensorFlow reads gs:// itself
     assert [c["status"] for c in checks(report, "tensorboard.logdir-scheme")] == ["ok"]
+
+
+def test_environment_without_tensorboard_says_install_it(logs, tmp_path):
+    bare = make_venv(tmp_path)
+    proc = tbdoctor("logdir", str(logs / "healthy"), "--python", str(bare.python), "--json")
+    report = json.loads(proc.stdout)
+    (found,) = checks(report, "tensorboard.logdir-unreadable")
+    assert proc.returncode == 1 and found["fixes"][0]["command"].endswith("pip install tensorboard")
 
 
 @pytest.mark.parametrize("bad", ["missing-folder", "file"])

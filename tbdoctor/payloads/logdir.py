@@ -84,6 +84,8 @@ def read_local(root, out):
         import tensorboard
     except Exception as exc:
         out["error"] = first_line(exc)
+        name = getattr(exc, "name", None) or ""
+        out["missing"] = isinstance(exc, ImportError) and name.split(".")[0] == "tensorboard"
         return
     out["tensorboard"] = getattr(tensorboard, "__version__", None)
     log = LoaderLog()

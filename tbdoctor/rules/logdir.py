@@ -26,6 +26,11 @@ def summary(facts: dict) -> list[Finding]:
     if not log or log.get("scheme"):
         return []
     if log.get("error"):
+        if log.get("missing"):
+            return [Finding("tensorboard.logdir-unreadable", ERROR,
+                            f"TensorBoard is not installed in this environment to read {log['logdir']}",
+                            hint="Install it (or point --python at the environment you run `tensorboard` from).",
+                            fixes=(pip_install(facts, "tensorboard"),))]
         return [Finding("tensorboard.logdir-unreadable", ERROR,
                         f"TensorBoard's loader cannot run to read {log['logdir']}: {log['error']}",
                         hint="Fix the TensorBoard install first (see the TensorBoard section of `tbdoctor check`).")]
