@@ -85,7 +85,7 @@ def read_local(root, out):
     except Exception as exc:
         out["error"] = first_line(exc)
         name = getattr(exc, "name", None) or ""
-        out["missing"] = isinstance(exc, ImportError) and name.split(".")[0] == "tensorboard"
+        out["missing"] = isinstance(exc, ImportError) and name == "tensorboard"  # not a partial install
         return
     out["tensorboard"] = getattr(tensorboard, "__version__", None)
     log = LoaderLog()
