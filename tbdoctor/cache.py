@@ -39,6 +39,10 @@ def _host_state() -> list[str]:
     """What the host probes depend on, cheaply: env, tools on PATH, driver version, cwd."""
     state = [__version__, os.getcwd()]
     state += [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)]
+    # How TensorBoard is reached (tensorboard probe's "reach"): whether these are set, not their values.
+    state += sorted(k for k in os.environ if k.startswith(("SSH_CONNECTION", "SSH_CLIENT", "JUPYTERHUB_",
+                                                              "TENSORBOARD_PROXY_URL", "KUBERNETES_SERVICE_HOST"))
+                    or k == "container")
     for tool in _TOOLS:
         found = shutil.which(tool)
         state.append(f"{tool}:{found}:{os.stat(found).st_mtime_ns if found else ''}")

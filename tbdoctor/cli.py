@@ -55,6 +55,8 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
     p.add_argument("--verify", action="store_true",
                    help="then run the reference training job (tbdoctor verify); one combined exit code")
+    p.add_argument("--logdir", metavar="DIR",
+                   help="also read your event files in DIR with TensorBoard's loader (as `tbdoctor logdir`)")
 
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,6 +130,14 @@ def _setup_arguments(p: argparse.ArgumentParser) -> None:
     _source_arguments(p)
 
 
+def _logdir_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", metavar="DIR", help="the folder you give `tensorboard --logdir` (or an s3:// gs:// hdfs:// URL)")
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="print a tbdoctor.logdir/1 JSON object only")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show passing checks and details")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for reading (default 90)")
+
+
 def _compat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 535.104.05")
     p.add_argument("--gpu", metavar="NAME", help='GPU product name, e.g. "RTX 5090" or "A100"')
@@ -169,6 +179,8 @@ COMMANDS = {
                _compat_arguments),
     "report": ("a redacted Markdown bug report: versions, hardware, findings", _report_arguments),
     "fleet": ("merge `check --json` reports of many machines: versions table, drift, policy", _fleet_arguments),
+    "logdir": ("read your event files with TensorBoard's own loader: runs, tags, steps, and why nothing shows",
+               _logdir_arguments),
     "verify": ("train the reference model in an environment and prove TensorBoard shows it", _verify_arguments),
 }
 

@@ -18,6 +18,9 @@ def build_report(args) -> Report:
         raise UsageError(f"--only {unknown[0]}: unknown section (choose from {', '.join(SECTIONS)})")
     notes = []
     if args.facts:
+        if getattr(args, "logdir", None):
+            raise UsageError("--logdir reads event files now; it cannot be combined with --facts "
+                             "(facts saved with --logdir replay its findings)")
         facts = facts_mod.load(args.facts)
         notes.append(f"facts loaded from {args.facts} (collected {facts.get('collected_at', '?')}), nothing probed")
         target = facts.get("target") or {}
@@ -27,6 +30,10 @@ def build_report(args) -> Report:
         chosen = target_mod.choose(args.python)
         facts = _probe_or_reuse(chosen, only, args, notes)
         target = chosen.to_dict()
+        if getattr(args, "logdir", None):  # the user's event files: tbdoctor/commands/logdir.py
+            from tbdoctor.commands import logdir
+            data, meta = logdir.probe_logdir(chosen, logdir.resolve(args.logdir), args.timeout or probe.DEFAULT_TIMEOUT)
+            facts = dict(facts, logdir=data, probes=dict(facts.get("probes") or {}, logdir=meta))
     if args.save_facts:
         facts_mod.save(facts, args.save_facts)
     ignore = list(args.ignore)
