@@ -30,14 +30,19 @@ QUERY_TIMEOUT = 600.0
 _QUIET = {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONIOENCODING": "utf-8"}
 _DRY_RUN_PIP = Version("22.2")  # --dry-run --report
 _PYTHON_OPTION_PIP = Version("22.3")  # pip --python
+# What pip says when it cannot reach an index (as opposed to: nothing there fits).
+_UNREACHABLE = ("NewConnectionError", "ConnectTimeout", "ReadTimeout", "Max retries exceeded", "ProxyError",
+                "SSLError", "Network is unreachable", "Temporary failure in name resolution",
+                "Name or service not known", "Connection refused")
 
 
 class PipError(Exception):
     """pip could not do what was asked; ``tail`` is the end of what it said."""
 
-    def __init__(self, message: str, tail: str = ""):
+    def __init__(self, message: str, tail: str = "", unreachable: bool = False):
         super().__init__(message)
         self.tail = tail
+        self.unreachable = unreachable  # an index could not be reached, or pip ran out of time
 
 
 def source_options(index_url=None, extra_index_urls=(), find_links=(), constraints=(), no_index=False) -> tuple[str, ...]:
@@ -125,15 +130,17 @@ class Pip:
         raise PipError(f"cannot ask pip what it would do: the target has {found} (a dry run needs pip >= 22.2) "
                        "and tbdoctor's own environment has no pip >= 22.3 to run for it")
 
-    def dry_run(self, packages, options=()) -> list[dict]:
+    def dry_run(self, packages, options=(), timeout: float = QUERY_TIMEOUT) -> list[dict]:
         """What ``pip install`` would install: [{name, version, requires}]; PipError if it cannot resolve."""
         with tempfile.TemporaryDirectory(prefix="tbdoctor-dry-run-") as tmp:
             report = Path(tmp) / "report.json"
             argv = (self._query_base() + ["install", "--dry-run", "--quiet", "--report", str(report)]
                     + self._override() + list(self.sources) + list(options) + list(packages))
-            result = procs.run(argv, timeout=QUERY_TIMEOUT, env=dict(os.environ, **_QUIET))
+            result = procs.run(argv, timeout=timeout, env=dict(os.environ, **_QUIET))
             if not result.ok:
-                raise PipError(f"pip cannot install {' '.join(packages)} ({result.failure()})", errors_of(result))
+                unreachable = result.timed_out or any(s in result.stderr for s in _UNREACHABLE)
+                raise PipError(f"pip cannot install {' '.join(packages)} ({result.failure()})", errors_of(result),
+                               unreachable)
             try:
                 data = json.loads(report.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:

@@ -381,3 +381,22 @@ def on_a_terminal(argv: list[str], answers: str, env: dict, timeout: float = 120
     child.wait(timeout=30)
     os.close(leader)
     return child.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+
+
+def printed_pip_installs(report: dict) -> list[str]:
+    """Every `pip install` command a check report prints (its findings' fixes)."""
+    return [fix["command"] for check in report["checks"] for fix in check.get("fixes", ())
+            if fix["kind"] == "pip-install"]
+
+
+def assert_installable(report: dict, env: dict | None = None) -> int:
+    """Run every `pip install` the report prints with --dry-run; each must succeed. Returns how many."""
+    import shlex
+    commands = printed_pip_installs(report)
+    for command in commands:
+        argv = shlex.split(command)
+        at = argv.index("install") + 1
+        proc = subprocess.run(argv[:at] + ["--dry-run", "--quiet"] + argv[at:], capture_output=True, text=True,
+                              env=env or clean_env(), timeout=300)
+        assert proc.returncode == 0, f"{command} cannot succeed:\n{proc.stderr[-2000:]}"
+    return len(commands)
