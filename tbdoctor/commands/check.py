@@ -51,7 +51,7 @@ def _solve(args, facts: dict, findings: list) -> tuple[list, str]:
     if args.quick:
         return solve.unverified(findings, "skipped by --quick")
     if not (facts.get("packages") and (facts.get("python") or {}).get("pip") is not None):
-        return findings, ""
+        return solve.unverified(findings, "the installed packages were not probed")
     pip = pipcmd.Pip.for_facts(facts, getattr(args, "pip_sources", ()),  # fix's --index-url etc.
                                break_system=bool(facts["python"].get("externally_managed")))
     return solve.check(facts, findings, pip, use_cache=not (args.no_cache or os.environ.get("TBDOCTOR_NO_CACHE")))
