@@ -13,7 +13,7 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import (cuda, gpu, gpu_builds, jax, numpy, pip, policy, python, pytorch, stack, tensorboard,
+from tbdoctor.rules import (causes, cuda, gpu, gpu_builds, jax, numpy, pip, policy, python, pytorch, stack, tensorboard,
                             tensorflow)
 
 RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
@@ -40,7 +40,8 @@ def probe_failures(facts: dict) -> list[Finding]:
 
 
 def evaluate(facts: dict, rules=None) -> list[Finding]:
-    """Run every rule over ``facts``; a rule that raises becomes internal.rule-crashed."""
+    """Run every rule over ``facts`` (a rule that raises becomes internal.rule-crashed), then
+    group the findings that follow from one root cause under it (``causes.group``)."""
     findings = probe_failures(facts)
     seconds = {meta.get("section"): meta.get("seconds", 0.0) for meta in (facts.get("probes") or {}).values()}
     for rule in RULES if rules is None else rules:
@@ -53,7 +54,7 @@ def evaluate(facts: dict, rules=None) -> list[Finding]:
                 section="tbdoctor", verbose_detail=traceback.format_exc())]
         for f in produced:
             findings.append(f if f.seconds or f.section not in seconds else replace(f, seconds=seconds[f.section]))
-    return findings
+    return causes.group(facts, findings)
 
 
 def select(findings: list[Finding], only: list[str] | None = None, ignore: list[str] | None = None) -> list[Finding]:
