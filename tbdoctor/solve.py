@@ -95,8 +95,10 @@ def _rederive(facts: dict, finding: Finding, moved: frozenset[str]) -> Finding:
 
 def _question(facts: dict, findings: list[Finding]) -> tuple[list[str], list[str]]:
     """(requirements, options) of one dry run: the plan's installs, plus each installed
-    distribution that requires one of them and stays, pinned to its version."""
-    plan = plan_mod.build(findings)
+    distribution that requires one of them and stays, pinned to its version. A pip action
+    that waits for a manual step is printed too, so it is asked about as well."""
+    plan = plan_mod.build([replace(f, fixes=tuple(x for x in f.fixes if x.kind in plan_mod.RUNNABLE))
+                           for f in findings])
     reqs = plan.installs
     asked = {project_key(r) for r in reqs}
     pins = [f"{d['name']}=={d['version']}" for key, d in sorted(installed(facts).items())
@@ -126,6 +128,8 @@ class _Resolver:
 
     def ask(self, reqs: list[str], options: list[str]) -> tuple[bool, object]:
         """(True, dry-run items) or (False, pip's error lines)."""
+        if not reqs:
+            return True, []
         path = self._path(reqs, options)
         if self.use_cache:
             try:

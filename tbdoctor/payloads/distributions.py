@@ -99,6 +99,60 @@ def shadowed(dists, cwd):
     return found
 
 
+def _meta_folder(path):
+    """The .dist-info/.egg-info folder (or egg-info file) a packaged path belongs to, or None."""
+    parts = path.replace("\\", "/").split("/")
+    for i, part in enumerate(parts):
+        if part.endswith((".dist-info", ".egg-info")):
+            return "/".join(parts[:i + 1])
+    return None
+
+
+def owners(paths):
+    """Metadata folders owned by conda (conda-meta/*.json files lists) or the OS package
+    manager (dpkg's info/*.list files; else ``rpm -qf``): path -> {manager, package}."""
+    found = {}
+    conda_meta = os.path.join(sys.prefix, "conda-meta")
+    if os.path.isdir(conda_meta):
+        for entry in sorted(os.listdir(conda_meta)):
+            if entry.endswith(".json"):
+                try:
+                    with open(os.path.join(conda_meta, entry), encoding="utf-8") as fh:
+                        record = json.load(fh)
+                except (OSError, ValueError):
+                    continue
+                for rel in record.get("files") or ():
+                    folder = _meta_folder(os.path.join(sys.prefix, rel))
+                    if folder in paths:
+                        found[folder] = {"manager": "conda", "package": record.get("name")}
+    system = [p for p in paths if p not in found and p.startswith("/usr/")]  # where dpkg and rpm install
+    info = "/var/lib/dpkg/info"
+    if system and os.path.isdir(info):
+        wanted = set(system)
+        for entry in sorted(os.listdir(info)):
+            if entry.endswith(".list"):
+                try:
+                    with open(os.path.join(info, entry), encoding="utf-8", errors="replace") as fh:
+                        for line in fh:
+                            if line.rstrip("\n") in wanted:
+                                found[line.rstrip("\n")] = {"manager": "dpkg", "package": entry[:-5].split(":")[0]}
+                except OSError:
+                    continue
+    elif system:
+        import shutil
+        import subprocess
+        if shutil.which("rpm"):
+            try:
+                out = subprocess.run(["rpm", "-qf", "--queryformat", "%{NAME}\n"] + system, capture_output=True,
+                                     text=True, timeout=20).stdout.splitlines()
+            except (OSError, subprocess.SubprocessError):
+                out = []
+            for path, name in zip(system, out) if len(out) == len(system) else ():
+                if name and " " not in name:  # "file ... is not owned by any package"
+                    found[path] = {"manager": "rpm", "package": name}
+    return found
+
+
 ctx = context()
 dists = [describe(d) for d in metadata.distributions()]
 broken = [d["metadata_dir"] for d in dists if not d["name"]]
@@ -112,4 +166,5 @@ emit({
     "broken_metadata": broken,
     "marker_environment": marker_environment(),
     "shadowed_modules": shadowed(first, ctx.get("cwd")),
+    "owners": owners({d["metadata_dir"] for d in dists if d["metadata_dir"]} | set(broken)),
 })

@@ -13,8 +13,8 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import (causes, cuda, gpu, gpu_builds, jax, numpy, pip, policy, python, pytorch, stack, tensorboard,
-                            tensorflow)
+from tbdoctor.rules import (causes, cuda, gpu, gpu_builds, jax, numpy, ownership, pip, policy, python, pytorch, stack,
+                            tensorboard, tensorflow)
 
 RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
     + tensorboard.RULES + numpy.RULES + stack.RULES + gpu_builds.RULES + policy.RULES
@@ -41,7 +41,8 @@ def probe_failures(facts: dict) -> list[Finding]:
 
 def evaluate(facts: dict, rules=None) -> list[Finding]:
     """Run every rule over ``facts`` (a rule that raises becomes internal.rule-crashed), then
-    group the findings that follow from one root cause under it (``causes.group``)."""
+    group the findings that follow from one root cause under it (``causes.group``) and keep
+    pip away from files a package manager owns (``ownership.guard``)."""
     findings = probe_failures(facts)
     seconds = {meta.get("section"): meta.get("seconds", 0.0) for meta in (facts.get("probes") or {}).values()}
     for rule in RULES if rules is None else rules:
@@ -54,7 +55,7 @@ def evaluate(facts: dict, rules=None) -> list[Finding]:
                 section="tbdoctor", verbose_detail=traceback.format_exc())]
         for f in produced:
             findings.append(f if f.seconds or f.section not in seconds else replace(f, seconds=seconds[f.section]))
-    return causes.group(facts, findings)
+    return ownership.guard(facts, causes.group(facts, findings))
 
 
 def select(findings: list[Finding], only: list[str] | None = None, ignore: list[str] | None = None) -> list[Finding]:
