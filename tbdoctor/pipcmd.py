@@ -61,6 +61,35 @@ def source_options(index_url=None, extra_index_urls=(), find_links=(), constrain
     return tuple(argv)
 
 
+_CONFIG_OPTIONS = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+                   "constraint": "--constraint", "no-index": "--no-index"}
+
+
+def config_sources(python_facts: dict | None) -> tuple[str, ...]:
+    """pip's own configuration of package sources (config files and PIP_* variables, as the
+    python probe read them) as command-line options, for a tool that does not read it (uv)."""
+    py = python_facts or {}
+    values: dict[str, list[str]] = {}
+    config = dict((py.get("pip") or {}).get("config") or {})
+    config.update({"env." + k[4:].lower().replace("_", "-"): v for k, v in (py.get("environ") or {}).items()
+                   if k.startswith("PIP_")})
+    for key, value in sorted(config.items()):
+        option = _CONFIG_OPTIONS.get(key.rsplit(".", 1)[-1])
+        if option:
+            values.setdefault(option, [])
+            values[option] += [v for v in str(value).split() if v not in values[option]]
+    argv: list[str] = []
+    for option, items in values.items():
+        if option == "--no-index":
+            argv += [option] if any(v.lower() in ("1", "true", "yes", "on") for v in items) else []
+        elif option == "--index-url":
+            argv += [option, items[-1]]
+        else:
+            for item in items:
+                argv += [option, item]
+    return tuple(argv)
+
+
 def errors_of(result: procs.ProcResult) -> str:
     """pip's ERROR lines (or the end of its stderr): what a user needs to read."""
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR:")]

@@ -19,6 +19,9 @@ from tbdoctor.rules import (causes, cuda, gpu, gpu_builds, jax, numpy, ownership
 RULES = python.RULES + pip.RULES + gpu.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
     + tensorboard.RULES + numpy.RULES + stack.RULES + gpu_builds.RULES + policy.RULES
 
+# Steps over all findings, after the rules: one cause, one fix; then what pip may not touch.
+POST = (causes.group, ownership.guard)
+
 
 def probe_failures(facts: dict) -> list[Finding]:
     findings = []
@@ -55,7 +58,9 @@ def evaluate(facts: dict, rules=None) -> list[Finding]:
                 section="tbdoctor", verbose_detail=traceback.format_exc())]
         for f in produced:
             findings.append(f if f.seconds or f.section not in seconds else replace(f, seconds=seconds[f.section]))
-    return ownership.guard(facts, causes.group(facts, findings))
+    for step in POST:
+        findings = step(facts, findings)
+    return findings
 
 
 def select(findings: list[Finding], only: list[str] | None = None, ignore: list[str] | None = None) -> list[Finding]:
