@@ -37,6 +37,8 @@ def build_report(args) -> Report:
         ignore += policy.ignore
         only = only and [*only, "policy"]
         notes.append(f"policy: {policy.source}")
+    if getattr(args, "pip_sources", None) is not None:  # for `fix`, which refuses PEP 668 itself (or is overridden)
+        facts = dict(facts, for_fix=True)
     findings = rules.select(rules.evaluate(facts), only=only, ignore=ignore)
     findings, note = _solve(args, facts, findings)
     if note:

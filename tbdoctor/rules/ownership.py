@@ -4,7 +4,8 @@ The packages probe records which metadata folders dpkg, rpm or conda own
 (``packages.owners``). After the rules ran, a pip fix that would remove or
 overwrite an owned distribution is replaced by its owner's own command, and
 in an externally-managed (PEP 668) interpreter, where pip refuses to install,
-every pip fix is replaced by a virtual environment (``tbdoctor setup``).
+every pip fix that ``check`` shows is replaced by a virtual environment
+(``tbdoctor setup``); ``fix`` refuses such an interpreter itself unless overridden.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _names(fix: Fix) -> list[str]:
 def guard(facts: dict, findings: list[Finding]) -> list[Finding]:
     """``findings`` whose pip fixes leave owned files and PEP 668 interpreters alone."""
     py = facts.get("python") or {}
-    if py.get("externally_managed"):
+    if py.get("externally_managed") and not facts.get("for_fix"):  # fix refuses, or the user overrides
         python = target_python(facts)
         setup = manual(f"tbdoctor setup ./tbdoctor-env --python {python}")
         return [replace(f, fixes=tuple(x for x in f.fixes if x.kind not in _PIP) + (setup,), hint=(
