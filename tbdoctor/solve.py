@@ -233,6 +233,10 @@ def _no_command(facts: dict, f: Finding, why) -> Finding:
     line = next((ln for ln in str(why).splitlines() if ln.startswith("ERROR:")), str(why).splitlines()[0] if why else "")
     reqs = [project_key(r) for fix in f.fixes if fix.kind == INSTALL for r in fix.packages]
     who = "; ".join(filter(None, (_conflict(facts, r) for r in reqs)))
-    return replace(f, fixes=tuple(x for x in f.fixes if x.kind != INSTALL and x.kind != "pip-uninstall"), hint=(
+    kept = tuple(x for x in f.fixes if x.kind != INSTALL and x.kind != "pip-uninstall")
+    if "(from versions: none)" in line:
+        return replace(f, fixes=kept, hint=f"No command is shown: the package sources in force offer no release of "
+                                            f"it at all. pip: {line[:300]}")
+    return replace(f, fixes=kept, hint=(
         f"No command is shown: pip's resolver finds nothing that satisfies every requirer"
         f"{' (' + who + ')' if who else ''}; no upgrade or downgrade of one of them helps. pip: {line[:300]}"))
