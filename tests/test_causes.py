@@ -63,3 +63,14 @@ def test_no_plan_installs_two_members_of_any_family(family):
     assert plan.uninstalls >= {canonicalize_name(first), canonicalize_name(second)}
     assert "unrelated>=1" in plan.installs
     assert next(f for f in found if f.id == "x.follower").fixes == ()
+
+
+def test_an_import_failing_on_a_missing_dependency_follows_from_it(env):
+    """The import failure says which missing distribution causes it and carries no fix of its own."""
+    env.add_dist("tensorboardX", "9.0", requires=["absl-py"], module_source="import absl\n")
+    report, _ = check_json("--python", str(env.python), "--only", "pip", "tensorboardx")
+    [missing] = by_id(report, "pip.missing-requirement")
+    assert missing["fixes"][0]["packages"] == ["absl-py"]
+    [failed] = by_id(report, "tensorboardx.import-failed")
+    assert failed["hint"].startswith("Follows from pip.missing-requirement (absl-py is required but not installed)")
+    assert failed["fixes"] == []

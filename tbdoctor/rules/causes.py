@@ -13,6 +13,7 @@ fixes them, so no plan installs two members of a family or contradicts itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -23,6 +24,7 @@ from tbdoctor.findings import Finding, Fix
 from tbdoctor.rules.common import pip_install
 
 _INSTALL, _UNINSTALL = "pip-install", "pip-uninstall"
+_NO_MODULE = re.compile(r"No module named '([\w.]+)'")
 
 
 def _names(fix: Fix) -> set[str]:
@@ -84,9 +86,16 @@ def _fold(facts: dict, root: Finding, followers: list[Finding]) -> Finding:
 
 
 def _missing_module(finding: Finding) -> str | None:
-    import re
-    match = re.search(r"No module named '([\w.]+)'", finding.title + " " + finding.detail)
+    match = _NO_MODULE.search(finding.title + " " + finding.detail)
     return canonicalize_name(match.group(1).split(".")[0]) if match else None
+
+
+def _module_names(project: str) -> set[str]:
+    """Module names a project's name suggests (absl-py -> absl, pyyaml -> yaml); no metadata
+    exists for a distribution that is not installed."""
+    name = canonicalize_name(project)
+    return {name, name.removeprefix("python-"), name.removeprefix("py"), name.removesuffix("-py"),
+            name.removesuffix("-python")}
 
 
 def group(facts: dict, findings: list[Finding]) -> list[Finding]:
@@ -103,8 +112,10 @@ def group(facts: dict, findings: list[Finding]) -> list[Finding]:
                 f"its one fix{f' (keep {keep} alone)' if keep else ''} resolves this too.")
         out = [merged if f is root else replace(f, fixes=tuple(x for x in f.fixes if x.kind not in (_INSTALL, _UNINSTALL)),
                                                hint=note) if f in followers else f for f in out]
-    missing = {canonicalize_name(f.title.split(" ", 1)[0]): f for f in out if f.id == "pip.missing-requirement"}
-    return [replace(f, hint=f"{f.hint} Follows from pip.missing-requirement: {missing[_missing_module(f)].hint}")
+    missing = {module: f for f in out if f.id == "pip.missing-requirement"
+               for module in _module_names(f.title.split(" ", 1)[0])}
+    return [replace(f, hint=f"Follows from pip.missing-requirement ({missing[_missing_module(f)].title}): "
+                            f"{missing[_missing_module(f)].hint}", fixes=())
             if f.id != "pip.missing-requirement" and _missing_module(f) in missing else f for f in out]
 
 
