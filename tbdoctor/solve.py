@@ -144,6 +144,8 @@ class _Resolver:
             if exc.unreachable:
                 raise _Unreachable(str(exc)) from None
             answer = (False, exc.tail or str(exc))
+        if not self.use_cache:
+            return answer
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"stored_at": time.time(), "ok": answer[0], "answer": answer[1]}),
