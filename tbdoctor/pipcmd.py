@@ -159,6 +159,14 @@ class Pip:
         raise PipError(f"cannot ask pip what it would do: the target has {found} (a dry run needs pip >= 22.2) "
                        "and tbdoctor's own environment has no pip >= 22.3 to run for it")
 
+    def cannot_dry_run(self) -> str | None:
+        """Why no pip can answer a dry run for the target (None: one can)."""
+        try:
+            self._query_base()
+        except PipError as exc:
+            return str(exc)
+        return None
+
     def dry_run(self, packages, options=(), timeout: float = QUERY_TIMEOUT) -> list[dict]:
         """What ``pip install`` would install: [{name, version, requires}]; PipError if it cannot resolve."""
         with tempfile.TemporaryDirectory(prefix="tbdoctor-dry-run-") as tmp:

@@ -168,10 +168,9 @@ def check(facts: dict, findings: list[Finding], pip: pipcmd.Pip, use_cache: bool
     problems = [f for f in findings if plan_mod.selected(f, None) and _has_install(f)]
     if not problems:
         return findings, ""
-    try:
-        pip._query_base()
-    except pipcmd.PipError as exc:
-        return unverified(findings, str(exc))
+    why = pip.cannot_dry_run()
+    if why:
+        return unverified(findings, why)
     moved = _moved(facts, plan_mod.build(findings))
     findings = [_rederive(facts, f, moved) if f in problems else f for f in findings]
     resolver = _Resolver(facts, pip, use_cache)
