@@ -68,14 +68,11 @@ def test_quick_skips_the_resolver(tbx26):
     assert "Not verified by pip: skipped by --quick" in conflict["hint"]
 
 
-def test_numpy2_abi_break_is_fixed_with_the_smallest_sufficient_upgrade(tmp_path_factory, tmp_path):
+def test_numpy2_abi_break_is_fixed_with_the_smallest_sufficient_upgrade(tmp_path_factory):
     """Observation 9: pandas 1.5.3 under NumPy 2 was upgraded to the newest pandas (3.x);
     2.2.2 is the first pandas built for NumPy 2, so the 2.2 series suffices."""
     env = cached_venv(tmp_path_factory, "pandas153-numpy2", "pandas==1.5.3", "numpy==2.2.6")
     report, _ = check_json("--python", str(env.python), "--only", "numpy", "pip")
     abi = [c for c in by_id(report, "numpy.abi-mismatch") if "pandas" in c["title"]][0]
-    assert abi["fixes"][0]["packages"] == ["pandas<2.3,>=2.2.2"]
-    assert assert_installable(report) == 1
-    proc = tbdoctor("fix", "--dry-run", "--python", str(env.python), "--only", "numpy.*",
-                    env=clean_env(TBDOCTOR_STATE_DIR=str(tmp_path)))
-    assert re.search(r"upgrade +pandas +1\.5\.3 +2\.2\.\d+ ", proc.stdout), proc.stdout
+    assert abi["fixes"][0]["packages"] == ["pandas<2.3,>=2.2.2"]  # not the newest pandas (3.x)
+    assert "confirmed" in " ".join(report["notes"]) and assert_installable(report) == 1
