@@ -112,6 +112,7 @@ def owners(paths):
     """Metadata folders owned by conda (conda-meta/*.json files lists) or the OS package
     manager (dpkg's info/*.list files; else ``rpm -qf``): path -> {manager, package}."""
     found = {}
+    norm = {os.path.normcase(os.path.normpath(p)): p for p in paths}  # conda lists paths with "/" everywhere
     conda_meta = os.path.join(sys.prefix, "conda-meta")
     if os.path.isdir(conda_meta):
         for entry in sorted(os.listdir(conda_meta)):
@@ -122,9 +123,10 @@ def owners(paths):
                 except (OSError, ValueError):
                     continue
                 for rel in record.get("files") or ():
-                    folder = _meta_folder(os.path.join(sys.prefix, rel))
-                    if folder in paths:
-                        found[folder] = {"manager": "conda", "package": record.get("name")}
+                    folder = _meta_folder(rel)
+                    key = folder and os.path.normcase(os.path.normpath(os.path.join(sys.prefix, folder)))
+                    if key in norm:
+                        found[norm[key]] = {"manager": "conda", "package": record.get("name")}
     system = [p for p in paths if p not in found and p.startswith("/usr/")]  # where dpkg and rpm install
     info = "/var/lib/dpkg/info"
     if system and os.path.isdir(info):
