@@ -31,6 +31,7 @@ from tbdoctor.plan import INSTALL, project_key
 from tbdoctor.rules.common import installed, pip_install, requirements, requirers, wanted
 
 TIMEOUT = 60.0  # one dry run, seconds
+BUDGET = 120.0  # all dry runs of one check, seconds
 MAX_AGE = 3600.0  # a cached answer, seconds (the index changes)
 _NETWORK = ("--retries", "1", "--timeout", "10")  # fail fast when no index answers
 _DROP = ("--force-reinstall", "--no-deps", "--ignore-installed", "-I")  # what a dry run of the set needs not
@@ -117,6 +118,7 @@ class _Resolver:
 
     def __init__(self, facts: dict, pip: pipcmd.Pip, use_cache: bool):
         self.pip, self.use_cache = pip, use_cache
+        self.deadline = time.monotonic() + BUDGET
         dists = sorted(f"{d['name']}=={d['version']}" for d in (facts.get("packages") or {}).get("distributions", ()))
         py = facts.get("python") or {}
         self.base = [pip.target, *pip.sources, *dists, json.dumps(py.get("pip") or {}, sort_keys=True),
@@ -138,11 +140,14 @@ class _Resolver:
                     return entry["ok"], entry["answer"]
             except (OSError, ValueError, KeyError):
                 pass
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _Unreachable(f"pip's resolver took more than {BUDGET:.0f} s")
         try:
-            answer = (True, self.pip.dry_run(reqs, [*options, *_NETWORK], timeout=TIMEOUT))
+            answer = (True, self.pip.dry_run(reqs, [*options, *_NETWORK], timeout=min(TIMEOUT, left)))
         except pipcmd.PipError as exc:
             if exc.unreachable:
-                raise _Unreachable(str(exc)) from None
+                raise _Unreachable("the package index could not be reached (or pip took too long)") from None
             answer = (False, exc.tail or str(exc))
         if not self.use_cache:
             return answer
@@ -180,8 +185,8 @@ def check(facts: dict, findings: list[Finding], pip: pipcmd.Pip, use_cache: bool
             return findings, "pip's resolver confirmed that the pip install commands shown work together"
         return _one_by_one(facts, findings, moved, resolver), \
             "pip's resolver checked the pip install commands shown; what it rejected was replaced or left out"
-    except _Unreachable:
-        return unverified(findings, "the package index could not be reached")
+    except _Unreachable as exc:
+        return unverified(findings, str(exc))
 
 
 def _one_by_one(facts: dict, findings: list[Finding], moved: frozenset[str], resolver: _Resolver) -> list[Finding]:
