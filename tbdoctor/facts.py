@@ -40,7 +40,8 @@ def redact(value, key: str = ""):
 
 def save(facts: dict, path: str) -> None:
     try:
-        Path(path).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from tbdoctor import files
+        files.write_json(path, facts, indent=2, sort_keys=True)
     except OSError as exc:
         raise UsageError(f"--save-facts {path}: cannot write ({exc.strerror or exc})") from None
 

@@ -7,7 +7,8 @@ the plan removes or replaces, repacked from their installed files by
 ``payloads/repack.py``. pip can only reinstall what an index or a wheel
 offers; a repacked wheel gives back the very files that were installed
 (local builds, yanked releases, private indexes included) with no network.
-The state folder is platformdirs' user state dir, or ``$TBDOCTOR_STATE_DIR``.
+The state folder is platformdirs' user state dir, or ``$TBDOCTOR_STATE_DIR``;
+tbdoctor creates its folders 0700 and snapshot.json 0600, redacted (files.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import platformdirs
 from packaging.utils import canonicalize_name
 
-from tbdoctor import probe
+from tbdoctor import files, probe
 from tbdoctor.errors import UsageError
 from tbdoctor.pipcmd import Pip, errors_of
 from tbdoctor.target import Target
@@ -53,7 +54,7 @@ class Snapshot:
         return self.path / "wheels"
 
     def save(self) -> None:
-        (self.path / "snapshot.json").write_text(json.dumps(self.data, indent=2) + "\n", encoding="utf-8")
+        files.write_json(self.path / "snapshot.json", self.data, private=True, indent=2)
 
     def update(self, **values) -> None:
         self.data.update(values)
@@ -69,7 +70,7 @@ def create(target: Target, facts: dict, reasons: list[str], commands: list[str],
     snap_id = f"{stamp}-{secrets.token_hex(2)}"
     path = snapshots_dir() / snap_id
     try:
-        (path / "wheels").mkdir(parents=True)
+        files.private_dir(path / "wheels")
     except OSError as exc:
         raise UsageError(f"cannot create the snapshot folder {path} ({exc.strerror or exc}); "
                          f"set {STATE_ENV} to a writable folder") from None

@@ -66,7 +66,8 @@ def render(outcome: Outcome, console: Console, version: str, verbose: bool = Fal
     for note in outcome.notes if verbose else ():
         console.print(Text(note, style="dim"))
     console.print()
-    console.print(Text(f"Logdir: {outcome.run_dir}"))
+    console.print(Text(f"Logdir: {outcome.run_dir}" + ("" if outcome.logdir_kept else
+                                                        " (removed on exit; pass --keep or --logdir to keep it)")))
     failure = outcome.first_failure()
     if failure is None and outcome.passed:
         console.print(Text(f"{glyph['ok']} Verified: the job trained, logged, and TensorBoard shows what was written",
