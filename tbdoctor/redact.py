@@ -82,22 +82,37 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name)) and name.upper() not in _NOT_SECRET
 
 
-def _assignment(m: re.Match) -> str:
-    val = m["val"]
-    if not is_secret_name(m["key"]):  # the value may hold assignments of its own
-        return m[0][:m.start("val") - m.start()] + _ASSIGN.sub(_assignment, val)
-    for quote_mark in ('\\"', '"', "'"):
-        if len(val) >= 2 * len(quote_mark) and val.startswith(quote_mark) and val.endswith(quote_mark):
-            val = quote_mark + REDACTED + quote_mark
-            break
-    else:
-        val = REDACTED
-    return f"{m['key']}{m['kq'] or ''}{m['sep']}{val}"
+def _assignments(text: str) -> str:
+    """Redact the values of credential-named assignments; other keys' values are searched too."""
+    out, pos = [], 0
+    while (m := _ASSIGN.search(text, pos)) is not None:
+        if not is_secret_name(m["key"]):
+            out.append(text[pos:m.end("sep")])
+            pos = m.end("sep")
+            continue
+        val = m["val"]
+        for quote_mark in ('\\"', '"', "'"):
+            if len(val) >= 2 * len(quote_mark) and val.startswith(quote_mark) and val.endswith(quote_mark):
+                val = quote_mark + REDACTED + quote_mark
+                break
+        else:
+            val = REDACTED
+        out.append(text[pos:m.start("val")] + val)
+        pos = m.end()
+    return "".join(out) + text[pos:]
 
 
 def _starts_word(text: str, start: int) -> bool:
     return start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_") \
         or bool(_ESCAPED_BREAK.search(text[max(0, start - 3):start]))
+
+
+def _near_key(m: re.Match) -> str:
+    start = m.start()
+    while start and (m.string[start - 1].isalnum() or m.string[start - 1] in "_-"):
+        start -= 1
+    word = m.string[start:m.end("word")].rstrip(" \t:=\"'\\\n")
+    return m[0] if word.upper() in _NOT_SECRET else m["word"] + REDACTED
 
 
 def shapes(text: str) -> str:
@@ -107,9 +122,9 @@ def shapes(text: str) -> str:
     text = _SHAPES.sub(lambda m: REDACTED if _starts_word(m.string, m.start()) else m[0], text)
     text = _URL_USERINFO.sub(lambda m: m["scheme"] + REDACTED + "@", text)
     text = _QUERY.sub(lambda m: m["key"] + REDACTED, text)
-    text = _ASSIGN.sub(_assignment, text)
+    text = _assignments(text)
     text = _AFTER_WORD.sub(lambda m: m["word"] + REDACTED, text)
-    return _NEAR_KEY.sub(lambda m: m["word"] + REDACTED, text)
+    return _NEAR_KEY.sub(_near_key, text)
 
 
 def variants(secret: str) -> set[str]:
@@ -124,7 +139,8 @@ def variants(secret: str) -> set[str]:
                   html.escape(form, quote=False), shlex.quote(form),
                   form.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")}  # GitHub commands
     for form in list(forms):
-        forms.update(re.split(r"[\s\"'\\]+|%0[AD]|\\[nrt]", form))
+        forms.update(re.split(r"\s+|%0[AD]|\\[nrt]", form))
+        forms.update(re.split(r"[\s\"'\\]+|%0[AD]", form))
     return {f for f in forms if len(f) >= MIN_LITERAL and f != REDACTED}
 
 
@@ -148,7 +164,7 @@ class Secrets:
     def joined(self, literals) -> "Secrets":
         """A copy that also knows ``literals``."""
         other = Secrets()
-        other.literals, other._forms, other._pattern = set(self.literals), set(self._forms), self._pattern
+        other.literals, other._forms = set(self.literals), set(self._forms)
         for literal in literals:
             other.add(literal)
         return other
@@ -158,8 +174,12 @@ class Secrets:
             return text
         if self._forms:
             if self._pattern is None:
-                self._pattern = re.compile("|".join(re.escape(f) for f in sorted(self._forms, key=len, reverse=True)))
-            text = self._pattern.sub(REDACTED, text)
+                self._ordered = sorted(self._forms, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(f) for f in self._ordered))
+            if self._pattern.search(text):  # then longest first everywhere: overlapping forms leave no tail
+                for form in self._ordered:
+                    if form in text:
+                        text = text.replace(form, REDACTED)
         return shapes(text)
 
     def value(self, value, key: str = ""):
