@@ -96,7 +96,7 @@ _BEFORE = ["", " ", "\n", "\\n", '"', "'", "(", "=", "x=", "token ", "%0A", ": "
 _AFTER = ["", " ", "\n", '"', "'", ")", ",", ".", "\\n", "`", "]"]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(kind=st.sampled_from(_KINDS), core=_core, before=st.sampled_from(_BEFORE), after=st.sampled_from(_AFTER))
 def test_token_shapes_are_redacted_in_any_context(kind, core, before, after):
     token = _shaped(kind, core)
@@ -106,7 +106,7 @@ def test_token_shapes_are_redacted_in_any_context(kind, core, before, after):
     assert out.startswith("cannot reach the hub with") and out.endswith(" (retrying)")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(user=st.text(ALNUM, min_size=1, max_size=8),
        password=wild(specials=("@", "'", '"', "%", "%40", "é", "€", "漢", ":", "&", "!", "$")),
        wrap=st.sampled_from(["{}", "'{}'", '"{}"', "--index-url={}", "index-url = {}", "[{}]"]))
@@ -122,7 +122,7 @@ _ASSIGNMENTS = ["HF_TOKEN='{}'", 'HF_TOKEN="{}"', '"api_key": "{}"', "'api_key':
                 "aws_secret_access_key = {}", "--token {}"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(form=st.sampled_from(_ASSIGNMENTS), value=st.text(ALNUM + "@%é€:/+=!$.-", min_size=8, max_size=40)
        .filter(lambda v: any(c.isdigit() for c in v)))
 def test_assignments_to_credential_names_are_redacted(form, value):
@@ -147,7 +147,7 @@ def _encodings(secret: str) -> dict[str, tuple[str, object]]:
     }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(secret=wild(), name=st.sampled_from(["HF_TOKEN", "WANDB_API_KEY", "MY_PASSWORD", "AWS_SECRET_ACCESS_KEY",
                                             "UV_INDEX_CORP_PASSWORD", "GH_TOKEN"]))
 def test_a_seeded_secret_never_survives_in_any_encoding(secret, name):
@@ -162,7 +162,7 @@ def test_a_seeded_secret_never_survives_in_any_encoding(secret, name):
                           innocent='value here {"stderr": "x y"} {"e": ""}'), (encoding, out)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(password=wild(specials=("@", "%", "'", "é", "!", "$", "&")), user=st.text(ALNUM, min_size=3, max_size=8))
 def test_passwords_in_config_files_and_netrc_are_seeded(tmp_path_factory, password, user):
     folder = tmp_path_factory.mktemp("cfg")
@@ -227,7 +227,9 @@ def {name}():
     traceback.print_stack()
     sys.stderr.flush()
     time.sleep(120)
-{name}()
+if os.environ.get("TEST_HANG"):
+    {name}()
+raise ImportError("tensorflow is broken here")
 '''
 
 
@@ -242,11 +244,11 @@ def planted_env(tmp_path_factory):
     return env
 
 
-def run_everything(env, tmp: Path, planted: dict[str, str], hang_name: str | None, timeout: str) -> dict[str, str]:
-    """Every command and format over ``env`` with ``planted`` secrets; returns what
-    each printed and every file it wrote. Without ``hang_name`` tensorflow fails at once."""
-    (env.site / "tensorflow" / "__init__.py").write_text(
-        HANGING_TF.format(name=hang_name) if hang_name else 'raise ImportError("tensorflow is broken here")\n')
+def run_everything(env, tmp: Path, planted: dict[str, str], hang_name: str | None) -> dict[str, str]:
+    """Every command and format over ``env`` with ``planted`` secrets; returns what each
+    printed and every file it wrote. With ``hang_name`` the probes of the first two
+    checks see tensorflow's import hang in the function of that name."""
+    (env.site / "tensorflow" / "__init__.py").write_text(HANGING_TF.format(name=hang_name or "hang"))
     pip_conf = tmp / "pip.conf"
     pip_conf.write_text(f"[global]\nindex-url = {planted['pip_url']}\n", encoding="utf-8")
     netrc = tmp / "netrc"
@@ -266,12 +268,13 @@ def run_everything(env, tmp: Path, planted: dict[str, str], hang_name: str | Non
     vars_.pop("TBDOCTOR_NO_CACHE")
     py = ["--python", str(env.python)]
     logdir = tmp / planted["logdir_dir"] / "logs"
-    runs = {
-        "check-json": ["check", "--json", "-v", "--timeout", timeout, "--save-facts", str(out / "facts.json"), *py],
-        "check-console+junit": ["check", "-v", "--timeout", timeout, "--format", "junit",
-                                "--output", str(out / "junit.xml"), *py],
-        "check-github": ["check", "-v", "--timeout", timeout, "--format", "github", "--output", str(out / "gh.txt"), *py],
-        "report": ["report", "--timeout", timeout, "--output", str(out / "report.md"), *py],
+    timeout = ["--timeout", "4" if hang_name else "60"]
+    runs = {  # probing three times; the other formats render the saved facts
+        "check-json": ["check", "--json", "-v", *timeout, "--save-facts", str(out / "facts.json"), *py],
+        "check-console+junit": ["check", "-v", *timeout, "--format", "junit", "--output", str(out / "junit.xml"), *py],
+        "report": ["report", "--output", str(out / "report.md"), *py],
+        "check-github": ["check", "-v", "--facts", str(out / "facts.json"), "--format", "github",
+                         "--output", str(out / "gh.txt")],
         "report-json": ["report", "--json", "--facts", str(out / "facts.json")],
         "markdown": ["check", "--facts", str(out / "facts.json"), "--format", "markdown"],
         "fleet": ["fleet", str(out / "check.json")],
@@ -280,7 +283,8 @@ def run_everything(env, tmp: Path, planted: dict[str, str], hang_name: str | Non
     }
     texts = {}
     for name, argv in runs.items():
-        proc = tbdoctor(*argv, env=vars_, timeout=240)
+        hang = {"TEST_HANG": "1"} if hang_name and name.startswith("check-") else {}
+        proc = tbdoctor(*argv, env=dict(vars_, **hang), timeout=240)
         assert proc.returncode in (0, 1), (name, proc.stderr[-2000:])
         texts[name] = proc.stdout + proc.stderr
         if name == "check-json":
@@ -313,7 +317,7 @@ def test_no_part_of_any_planted_secret_leaves_through_the_cli(planted_env, tmp_p
                "extra_url": f"https://ci:{quote(extra + '@x', safe='')}@mirror.example/simple",
                "uv_url": f"https://{uv}@uv.example/simple", "netrc": netrc,
                "path_dir": "sk-proj-" + path_core, "logdir_dir": "xoxb-1234567890-" + logdir_core}
-    texts = run_everything(planted_env, tmp_path_factory.mktemp("run"), planted, "ghp_" + hang_core, timeout="4")
+    texts = run_everything(planted_env, tmp_path_factory.mktemp("run"), planted, "ghp_" + hang_core)
     _assert_seen(texts, hang=True)
     secrets = [hf, innocent_core, wandb, pip_password, extra, uv, netrc, path_core, logdir_core, hang_core]
     assert not leaked(secrets, texts)
@@ -326,7 +330,7 @@ def test_a_crashing_import_that_quotes_a_token_is_redacted_in_every_format(plant
                "extra_url": "https://ci:t%40ken%2Fabc123@mirror.example/simple",
                "uv_url": "https://uvtoken12345@uv.example/simple", "netrc": "netrcPass!123",
                "path_dir": "sk-proj-abcdefghijklmnop1234", "logdir_dir": "xoxb-1234567890-abcdefghijkl"}
-    texts = run_everything(planted_env, tmp_path, planted, None, timeout="60")
+    texts = run_everything(planted_env, tmp_path, planted, None)
     _assert_seen(texts, hang=False)
     assert "https://<redacted>@pypi.corp.example/simple" in texts["check-json"]  # not <redacted>@word99@...
     for secret in (token, "word99", "p@ss", "t%40ken", "second-line", "my'se", "netrcPass", "uvtoken"):
