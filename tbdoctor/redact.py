@@ -57,7 +57,8 @@ _SHAPES = re.compile("|".join([
     r"pypi-AgE[A-Za-z0-9_-]{16,}|npm_[A-Za-z0-9]{30,}|AIza[0-9A-Za-z_-]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.|\n)*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
 ]))
-_ESCAPED_BREAK = re.compile(r"(?:\\[nrt]|%0[AD])$")  # a newline in JSON or in a GitHub command
+# What may end right before a token: a newline in JSON or in a GitHub command, a terminal colour.
+_ESCAPED_BREAK = re.compile(r"(?:\\[nrt]|%0[AD]|\x1b\[[0-9;]*m)$")
 # scheme://user:password@host: the user info runs to the LAST @ before the host (pip splits there too).
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<cred>(?:[^\s/?#\\]|\\(?![nrt]))+)@")
 # ?token=... &sig=... in a URL's query string.
@@ -65,9 +66,14 @@ _QUERY = re.compile(r"(?P<key>[?&][^=&\s#]*(?:token|secret|passw|key|auth|sig|cr
                     r"(?P<val>[^&\s#'\"\\]+)", re.I)
 # key = value, key: value, "key": "value", --flag=value; the key decides (is_secret_name).
 _VALUE = (r"(?P<val>\\\"(?:[^\"\\]|\\(?!\"))*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
-          r"|(?:(?:Bearer|Basic|Token|token)\s+)?(?:[^\s\"\\]|\\(?![nrtu\"]))+)")
+          r"|(?:(?:Bearer|Basic|Token|token)\s+)?(?![\[{(])(?:[^\s\"\\,;]|\\(?![nrtu\"]))+)")
+# ("name==1.0", "name>=1" are requirements, not assignments; "--flag==x" is one.)
 _ASSIGN = re.compile(r"(?P<key>(?<![A-Za-z0-9_.-])-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)(?P<kq>\\?[\"'])?"
                      r"(?P<sep>[ \t]*(?:=|:(?!//))[ \t]*)" + _VALUE)
+# Values no credential has: versions ("tokenizers": "0.19.1", google-auth: 2.35.0), and JSON's
+# literals after a quoted key ("session": 3, "auth": null).
+_VERSION_VALUE = re.compile(r"\\?[\"']?\d+(?:\.\d+)+[A-Za-z0-9.+_-]*\\?[\"']?")
+_JSON_LITERAL = re.compile(r"null|true|false|-?\d+(?:\.\d+)?")
 # "with token XYZ1...", "Authorization: Bearer XYZ": a value after a credential word;
 # "secret_key wJalr...": a long hex/base64 string next to a key-like word.
 _AFTER_WORD = re.compile(r"(?P<word>(?i:\b(?:bearer|basic|token|password|passwd|secret|api[_ -]?key)\s+))"
@@ -86,7 +92,9 @@ def _assignments(text: str) -> str:
     """Redact the values of credential-named assignments; other keys' values are searched too."""
     out, pos = [], 0
     while (m := _ASSIGN.search(text, pos)) is not None:
-        if not is_secret_name(m["key"]):
+        if not is_secret_name(m["key"]) or _VERSION_VALUE.fullmatch(m["val"].lstrip("=")) \
+                or (m["kq"] and _JSON_LITERAL.fullmatch(m["val"])) \
+                or (m["val"].startswith("=") and m["sep"].endswith("=") and not m["key"].startswith("-")):
             out.append(text[pos:m.end("sep")])
             pos = m.end("sep")
             continue
@@ -104,7 +112,7 @@ def _assignments(text: str) -> str:
 
 def _starts_word(text: str, start: int) -> bool:
     return start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_") \
-        or bool(_ESCAPED_BREAK.search(text[max(0, start - 3):start]))
+        or bool(_ESCAPED_BREAK.search(text[max(0, start - 16):start]))
 
 
 def _near_key(m: re.Match) -> str:

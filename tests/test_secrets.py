@@ -92,7 +92,7 @@ def _shaped(kind: str, core: str) -> str:
 
 
 _KINDS = ["hf", "ghp", "gho", "ghs", "github_pat", "glpat", "sk", "sk-proj", "aws", "asia", "slack", "jwt", "pypi"]
-_BEFORE = ["", " ", "\n", "\\n", '"', "'", "(", "=", "x=", "token ", "%0A", ": ", "MY_VAR=", "[", "`"]
+_BEFORE = ["", " ", "\n", "\\n", '"', "'", "(", "=", "x=", "token ", "%0A", ": ", "MY_VAR=", "[", "`", "\x1b[2m"]
 _AFTER = ["", " ", "\n", '"', "'", ")", ",", ".", "\\n", "`", "]"]
 
 
@@ -185,6 +185,8 @@ INNOCENT = [
     "author=Jane Doe, keywords=[ml, tensorboard], SSH_AUTH_SOCK=/run/user/1000/agent.1",
     "GPU-<redacted> ~/venvs/train/bin/python -m pip install 'tensorboard>=2.18'",
     "https://pypi.org/simple/ and git+https://github.com/lanpa/tensorboardX@v2.6.2",
+    "pip install google-auth==2.35.0 tokenizers==0.19.1 'secretstorage>=3.3' oauthlib~=3.2",
+    '{"tokenizers": "0.19.1", "google-auth": {"version": "2.35.0"}, "session": 3, "auth": null, "keys": [1, 2]}',
 ]
 
 
