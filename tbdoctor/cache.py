@@ -71,7 +71,7 @@ def load(target: Target, key: str, probes: set[str]) -> tuple[dict, float] | Non
         return None
     age = time.time() - entry.get("stored_at", 0)
     facts = entry.get("facts") or {}
-    if entry.get("key") != key or not 0 <= age <= MAX_AGE or not probes <= set(facts.get("probes", {})):
+    if entry.get("fingerprint") != key or not 0 <= age <= MAX_AGE or not probes <= set(facts.get("probes", {})):
         return None
     return facts, age
 
@@ -84,7 +84,7 @@ def store(target: Target, key: str, facts: dict) -> None:
     try:
         files.private_dir(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        files.write_json(tmp, {"key": key, "stored_at": time.time(), "facts": facts}, private=True)
+        files.write_json(tmp, {"fingerprint": key, "stored_at": time.time(), "facts": facts}, private=True)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal gets '?' for ✓, never a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-    redact.install()  # from here on, nothing printed carries a secret
+    redact.install(sys.argv[1:] if argv is None else argv)  # from here on, nothing printed carries a secret
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -39,7 +39,7 @@ MIN_LITERAL = 6  # shorter values are redacted only where their key or shape say
 
 # Names (of variables, keys, flags) whose values are secrets.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PWD$|API[_-]?KEY|ACCESS[_-]?KEY|PRIVATE|CREDENTIAL|AUTH(?!OR)"
-                          r"|(^|[_-])KEY($|[_-])|SESSION|COOKIE|BEARER", re.I)
+                          r"|(^|[_-])KEY($|[_-])|KEY$|SESSION|COOKIE|BEARER", re.I)
 # Well-known names that match but hold no secret.
 _NOT_SECRET = {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "DESKTOP_SESSION", "SESSION_MANAGER", "DBUS_SESSION_BUS_ADDRESS",
                "XDG_SESSION_ID", "XDG_SESSION_TYPE", "XDG_SESSION_CLASS", "XDG_SESSION_DESKTOP", "GPG_AGENT_INFO",
@@ -55,6 +55,7 @@ _SHAPES = re.compile("|".join([
     r"(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,}",  # Slack
     r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # JWT
     r"pypi-AgE[A-Za-z0-9_-]{16,}|npm_[A-Za-z0-9]{30,}|AIza[0-9A-Za-z_-]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",
+    r"hooks\.slack\.com/services/[A-Za-z0-9/]{16,}|discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{16,}",
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.|\n)*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
 ]))
 # What may end right before a token: a newline in JSON or in a GitHub command, a terminal colour.
@@ -147,8 +148,8 @@ def variants(secret: str) -> set[str]:
                   html.escape(form, quote=False), shlex.quote(form),
                   form.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")}  # GitHub commands
     for form in list(forms):
-        forms.update(re.split(r"\s+|%0[AD]|\\[nrt]", form))
-        forms.update(re.split(r"[\s\"'\\]+|%0[AD]", form))
+        forms.update(re.split(r"\s+|%0[AD]|\\[nrt]|&#1[03];", form))
+        forms.update(re.split(r"[\s\"'\\]+|%0[AD]|&#1[03];", form))
     return {f for f in forms if len(f) >= MIN_LITERAL and f != REDACTED}
 
 
@@ -348,9 +349,13 @@ class RedactingStream:
         return getattr(self._inner, name)
 
 
-def install() -> None:
-    """Seed from the environment and route stdout and stderr through the redactor."""
-    current()
+def install(argv=()) -> None:
+    """Seed from the environment (and from credentials in tbdoctor's own arguments, such
+    as --index-url's) and route stdout and stderr through the redactor."""
+    secrets = current()
+    for arg in argv:
+        for found in found_in(arg):
+            secrets.add(found)
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, RedactingStream):
