@@ -40,10 +40,9 @@ MIN_LITERAL = 6  # shorter values are redacted only where their key or shape say
 # Names (of variables, keys, flags) whose values are secrets.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PWD$|API[_-]?KEY|ACCESS[_-]?KEY|PRIVATE|CREDENTIAL|AUTH(?!OR)"
                           r"|(^|[_-])KEY($|[_-])|KEY$|SESSION|COOKIE|BEARER", re.I)
-# Well-known names that match but hold no secret.
-_NOT_SECRET = {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "DESKTOP_SESSION", "SESSION_MANAGER", "DBUS_SESSION_BUS_ADDRESS",
-               "XDG_SESSION_ID", "XDG_SESSION_TYPE", "XDG_SESSION_CLASS", "XDG_SESSION_DESKTOP", "GPG_AGENT_INFO",
-               "TOKENIZERS_PARALLELISM"}
+# Well-known names that match but hold no secret (and the desktop's XDG_*, DBUS_* variables).
+_NOT_SECRET = {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "DESKTOP_SESSION", "GDMSESSION", "SESSION_MANAGER",
+               "GPG_AGENT_INFO", "TOKENIZERS_PARALLELISM"}
 
 # Tokens by their documented prefixes; they must start a word (see _starts_word).
 _SHAPES = re.compile("|".join([
@@ -84,9 +83,14 @@ _NEAR_KEY = re.compile(r"(?P<word>(?i:(?:key|secret|token|passw|credential|signa
                        r"[A-Za-z0-9+/=_.~-]{16,}")
 
 
+def _harmless(name: str) -> bool:
+    upper = name.upper()
+    return upper in _NOT_SECRET or upper.startswith(("XDG_", "DBUS_"))
+
+
 def is_secret_name(name: str) -> bool:
     name = name.lstrip("-")
-    return bool(_SECRET_NAME.search(name)) and name.upper() not in _NOT_SECRET
+    return bool(_SECRET_NAME.search(name)) and not _harmless(name)
 
 
 def _assignments(text: str) -> str:
@@ -121,7 +125,7 @@ def _near_key(m: re.Match) -> str:
     while start and (m.string[start - 1].isalnum() or m.string[start - 1] in "_-"):
         start -= 1
     word = m.string[start:m.end("word")].rstrip(" \t:=\"'\\\n")
-    return m[0] if word.upper() in _NOT_SECRET else m["word"] + REDACTED
+    return m[0] if _harmless(word) else m["word"] + REDACTED
 
 
 def shapes(text: str) -> str:
