@@ -68,7 +68,7 @@ _QUERY = re.compile(r"(?P<key>[?&][^=&\s#]*(?:token|secret|passw|key|auth|sig|cr
 _VALUE = (r"(?P<val>\\\"(?:[^\"\\]|\\(?!\"))*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
           r"|(?:(?:Bearer|Basic|Token|token)\s+)?(?![\[{(])(?:[^\s\"\\,;]|\\(?![nrtu\"]))+)")
 # ("name==1.0", "name>=1" are requirements, not assignments; "--flag==x" is one.)
-_ASSIGN = re.compile(r"(?P<key>(?<![A-Za-z0-9_.-])-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)(?P<kq>\\?[\"'])?"
+_ASSIGN = re.compile(r"(?P<key>(?<![A-Za-z0-9_.-])-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)(?P<kq>\\?[\"']\]?)?"
                      r"(?P<sep>[ \t]*(?:=|:(?!//))[ \t]*)" + _VALUE)
 # Values no credential has: versions ("tokenizers": "0.19.1", google-auth: 2.35.0), and JSON's
 # literals after a quoted key ("session": 3, "auth": null).
@@ -78,6 +78,9 @@ _JSON_LITERAL = re.compile(r"null|true|false|-?\d+(?:\.\d+)?")
 # "secret_key wJalr...": a long hex/base64 string next to a key-like word.
 _AFTER_WORD = re.compile(r"(?P<word>(?i:\b(?:bearer|basic|token|password|passwd|secret|api[_ -]?key)\s+))"
                          r"(?=[^\s\"'\\]*[0-9])[^\s\"'\\]{8,}")
+# --password VALUE, -p is not guessed: a command-line flag naming a credential, then its value.
+_FLAG = re.compile(r"(?P<word>(?<![A-Za-z0-9_])--?(?:[A-Za-z]+-)*(?i:password|passwd|token|secret|api-key|access-key"
+                   r"|auth)[ \t]+)(?![-\"'])[^\s\"'\\]+")
 _NEAR_KEY = re.compile(r"(?P<word>(?i:(?:key|secret|token|passw|credential|signature|auth)[A-Za-z0-9_-]*)"
                        r"[\s:=\"'\\]{1,4})(?=[A-Za-z0-9+/=_.~-]*[0-9])(?=[A-Za-z0-9+/=_.~-]*[A-Za-z])"
                        r"[A-Za-z0-9+/=_.~-]{16,}")
@@ -137,6 +140,7 @@ def shapes(text: str) -> str:
     text = _QUERY.sub(lambda m: m["key"] + REDACTED, text)
     text = _assignments(text)
     text = _AFTER_WORD.sub(lambda m: m["word"] + REDACTED, text)
+    text = _FLAG.sub(lambda m: m["word"] + REDACTED, text)
     return _NEAR_KEY.sub(_near_key, text)
 
 

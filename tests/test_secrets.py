@@ -119,7 +119,7 @@ def test_url_user_info_goes_up_to_the_last_at_before_the_host(user, password, wr
 
 _ASSIGNMENTS = ["HF_TOKEN='{}'", 'HF_TOKEN="{}"', '"api_key": "{}"', "'api_key': '{}'", "--password={}",
                 "export AWS_SECRET_ACCESS_KEY={}", "password: {}", '{{"token": "{}"}}', "Authorization: Bearer {}",
-                "aws_secret_access_key = {}", "--token {}"]
+                "aws_secret_access_key = {}", "--token {}", "os.environ['HF_TOKEN'] = '{}'", "login(token=\"{}\")"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -188,6 +188,12 @@ INNOCENT = [
     "pip install google-auth==2.35.0 tokenizers==0.19.1 'secretstorage>=3.3' oauthlib~=3.2",
     '{"tokenizers": "0.19.1", "google-auth": {"version": "2.35.0"}, "session": 3, "auth": null, "keys": [1, 2]}',
 ]
+
+
+def test_short_values_of_credential_flags_and_keys_go_too():
+    text = "run --password hunter2 --api-key=abc -u me; env['HF_TOKEN'] = 'xy1'; PGPASSWORD=pw1 psql"
+    assert Secrets().text(text) == ("run --password <redacted> --api-key=<redacted> -u me; "
+                                    "env['HF_TOKEN'] = '<redacted>'; PGPASSWORD=<redacted> psql")
 
 
 def test_ordinary_text_is_left_alone():
