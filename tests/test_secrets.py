@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import html
 import json
-import os
 import re
 import shlex
 import string
@@ -20,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import clean_env, make_venv, tbdoctor
 from tbdoctor import redact
