@@ -197,6 +197,20 @@ def test_short_values_of_credential_flags_and_keys_go_too():
                                     "env['HF_TOKEN'] = '<redacted>'; PGPASSWORD=<redacted> psql")
 
 
+@pytest.mark.parametrize("text, secret", [
+    (json.dumps({"private_key": "x", "key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n"
+                 "-----END PRIVATE KEY-----\n"}), "MIIEvQIBADANBgkqhkiG9w0B"),
+    ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==;", "Zm9vYmFy"),
+    ("https://acct.blob.core.windows.net/c?sv=2022-11-02&sig=AbC123dEf456GhI789%3D", "AbC123dEf456"),
+    ("https://user%40corp:pa%24%24w0rd@[::1]:8080/simple", "pa%24%24w0rd"),
+    ("curl -H 'Authorization: token 0123456789abcdef0123456789abcdef01234567' ...", "0123456789abcdef"),
+    ("webhook https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/cCcCcCcCcCcCcCcCcCcCcCcC", "cCcCcCcCcCcC"),
+])
+def test_more_credentials_in_the_wild(text, secret):
+    out = Secrets().text(text)
+    assert secret not in out and REDACTED in out, out
+
+
 def test_ordinary_text_is_left_alone():
     assert [Secrets().text(t) for t in INNOCENT] == INNOCENT
 
