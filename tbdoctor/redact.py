@@ -44,8 +44,9 @@ _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PWD$|API[_-]?KEY|ACCESS[_-]?KEY|P
 _NOT_SECRET = {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "DESKTOP_SESSION", "GDMSESSION", "SESSION_MANAGER",
                "GPG_AGENT_INFO", "TOKENIZERS_PARALLELISM"}
 
-# Tokens by their documented prefixes; they must start a word (see _starts_word).
-_SHAPES = re.compile("|".join([
+# Tokens by their documented prefixes; they must start a word (see _starts_word). A token
+# wrapped at the end of a line takes the next line's first run with it when that has a digit.
+_SHAPES = re.compile("(?:" + "|".join([
     r"hf_[A-Za-z0-9]{16,}",  # Hugging Face
     r"gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}",  # GitHub
     r"gl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas)-[A-Za-z0-9_-]{16,}",  # GitLab
@@ -56,7 +57,7 @@ _SHAPES = re.compile("|".join([
     r"pypi-AgE[A-Za-z0-9_-]{16,}|npm_[A-Za-z0-9]{30,}|AIza[0-9A-Za-z_-]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",
     r"hooks\.slack\.com/services/[A-Za-z0-9/]{16,}|discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{16,}",
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.|\n)*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-]))
+]) + r")(?:(?:\r?\n|\\n|%0A)[ \t]*(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]+(?=\s|$|\\n|%0A|[\"',.;)\]]))?")
 # What may end right before a token: a newline in JSON or in a GitHub command, a terminal colour.
 _ESCAPED_BREAK = re.compile(r"(?:\\[nrt]|%0[AD]|\x1b\[[0-9;]*m)$")
 # scheme://user:password@host: the user info runs to the LAST @ before the host (pip splits there too).
@@ -67,7 +68,7 @@ _QUERY = re.compile(r"(?P<key>[?&][^=&\s#]*(?:token|secret|passw|key|auth|sig|cr
 # key = value, key: value, "key": "value", --flag=value; the key decides (is_secret_name).
 _VALUE = (r"(?P<val>\\\"(?:[^\"\\]|\\(?!\"))*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
           r"|(?:(?:Bearer|Basic|Token|token)\s+)?(?![\[{(])(?:[^\s\"\\,;]|\\(?![nrtu\"]))+)")
-# ("name==1.0", "name>=1" are requirements, not assignments; "--flag==x" is one.)
+# ("name==1.0", "name>=1" are requirements, not assignments; "--flag==x" and "VAR==x" are.)
 _ASSIGN = re.compile(r"(?P<key>(?<![A-Za-z0-9_.-])-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)(?P<kq>\\?[\"']\]?)?"
                      r"(?P<sep>[ \t]*(?:=|:(?!//))[ \t]*)" + _VALUE)
 # Values no credential has: versions ("tokenizers": "0.19.1", google-auth: 2.35.0), and JSON's
@@ -102,7 +103,8 @@ def _assignments(text: str) -> str:
     while (m := _ASSIGN.search(text, pos)) is not None:
         if not is_secret_name(m["key"]) or _VERSION_VALUE.fullmatch(m["val"].lstrip("=")) \
                 or (m["kq"] and _JSON_LITERAL.fullmatch(m["val"])) \
-                or (m["val"].startswith("=") and m["sep"].endswith("=") and not m["key"].startswith("-")):
+                or (m["val"].startswith("=") and m["sep"].endswith("=")  # name==1.0, not --flag== or VAR==
+                    and not m["key"].startswith("-") and not m["key"].isupper()):
             out.append(text[pos:m.end("sep")])
             pos = m.end("sep")
             continue

@@ -205,10 +205,16 @@ def test_short_values_of_credential_flags_and_keys_go_too():
     ("https://user%40corp:pa%24%24w0rd@[::1]:8080/simple", "pa%24%24w0rd"),
     ("curl -H 'Authorization: token 0123456789abcdef0123456789abcdef01234567' ...", "0123456789abcdef"),
     ("webhook https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/cCcCcCcCcCcCcCcCcCcCcCcC", "cCcCcCcCcCcC"),
+    ("token: ghp_abcdefghijklmnopqrstu\n    vwxyz0123456789\nRetrying", "vwxyz012345"),  # wrapped by a logger
+    (json.dumps({"e": "hf_abcdefghijklmnopq\nrstuvw987654"}), "rstuvw987654"),
 ])
 def test_more_credentials_in_the_wild(text, secret):
     out = Secrets().text(text)
     assert secret not in out and REDACTED in out, out
+
+
+def test_the_line_after_a_wrapped_token_keeps_its_words():
+    assert Secrets().text("ghp_abcdefghijklmnopqrstu\nRetrying in 5 s") == f"{REDACTED}\nRetrying in 5 s"
 
 
 def test_ordinary_text_is_left_alone():
