@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
-from tbdoctor import __version__, tables
+from tbdoctor import __version__, redact, tables
 from tbdoctor.errors import EXIT_INTERNAL, EXIT_USAGE, ISSUES_URL, UsageError
 from tbdoctor.render import FORMATS
 
@@ -64,7 +66,9 @@ def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the tbdoctor.verify/1 JSON object only")
     p.add_argument("-v", "--verbose", action="store_true", help="also show the job's notes and output")
     p.add_argument("--logdir", metavar="DIR",
-                   help="where the run directory goes (default: a fresh directory under the system temp dir)")
+                   help="where the run directory goes, kept (default: a fresh directory under the system temp dir, "
+                        "removed on exit)")
+    p.add_argument("--keep", action="store_true", help="keep the default logdir (under the system temp dir)")
     p.add_argument("--device", metavar="D", help="cuda, cuda:N, mps or cpu (default: the best available)")
     p.add_argument("--framework", choices=("torch", "tf", "all"), default="torch",
                    help="PyTorch + tensorboardX, TensorFlow + tf.summary, or both (default torch)")
@@ -195,10 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(_signum, _frame):
+    raise KeyboardInterrupt  # `kill` cleans up (children, temporary folders, fix rollback) as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal gets '?' for ✓, never a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
+    redact.install(sys.argv[1:] if argv is None else argv)  # from here on, nothing printed carries a secret
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run(argv)
+    finally:
+        redact.flush()
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not args.command:
