@@ -75,6 +75,10 @@ _ASSIGN = re.compile(r"(?P<key>(?<![A-Za-z0-9_.-])-{0,2}[A-Za-z_][A-Za-z0-9_.-]*
 # literals after a quoted key ("session": 3, "auth": null).
 _VERSION_VALUE = re.compile(r"\\?[\"']?\d+(?:\.\d+)+[A-Za-z0-9.+_-]*\\?[\"']?")
 _JSON_LITERAL = re.compile(r"null|true|false|-?\d+(?:\.\d+)?")
+# Names that are a credential and nothing else (HF_TOKEN, api_key, --password): their values are
+# redacted even when they look like a version ("tokenizers": "0.19.1" is not such a name).
+_CREDENTIAL_NAME = re.compile(r"(?:^|[^A-Za-z0-9])(?:TOKEN|SECRET|PASSWORD|PASSWD|PWD|CREDENTIALS?|API_?KEY"
+                              r"|ACCESS_?KEY|PRIVATE_?KEY)S?(?:$|[^A-Za-z0-9])", re.I)
 # "with token XYZ1...", "Authorization: Bearer XYZ": a value after a credential word;
 # "secret_key wJalr...": a long hex/base64 string next to a key-like word.
 _AFTER_WORD = re.compile(r"(?P<word>(?i:\b(?:bearer|basic|token|password|passwd|secret|api[_ -]?key)\s+))"
@@ -101,7 +105,8 @@ def _assignments(text: str) -> str:
     """Redact the values of credential-named assignments; other keys' values are searched too."""
     out, pos = [], 0
     while (m := _ASSIGN.search(text, pos)) is not None:
-        if not is_secret_name(m["key"]) or _VERSION_VALUE.fullmatch(m["val"].lstrip("=")) \
+        if not is_secret_name(m["key"]) \
+                or (_VERSION_VALUE.fullmatch(m["val"].lstrip("=")) and not _CREDENTIAL_NAME.search(m["key"])) \
                 or (m["kq"] and _JSON_LITERAL.fullmatch(m["val"])) \
                 or (m["val"].startswith("=") and m["sep"].endswith("=")  # name==1.0, not --flag== or VAR==
                     and not m["key"].startswith("-") and not m["key"].isupper()):
