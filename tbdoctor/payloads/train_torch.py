@@ -352,7 +352,7 @@ def fit_picture(x, y, w, b):
 
 def kind_error(kind, exc, versions):
     """(detail, fix) for an optional summary kind that could not be written."""
-    text = "%s: %s" % (type(exc).__name__, first_line(exc))
+    text = first_line(exc)
     torch_version = versions.get("torch") or "?"
     if kind == "images":
         pillow = distribution_version("pillow")

@@ -139,6 +139,10 @@ def _exited(server: Server, code: int | None, seconds: float) -> Phase:
         return Phase("server", FAIL, seconds, "tensorboard is not installed in the target",
                      quote_command([server.argv[0], "-m", "pip", "install", "tensorboard"]))
     last = [line for line in tail.splitlines() if line.strip()][-1:] or ["no output"]
+    if "from 'PIL'" in tail or "No module named 'PIL'" in tail:  # TensorBoard imports Pillow as it starts
+        return Phase("server", FAIL, seconds, f"TensorBoard cannot start: Pillow cannot be imported "
+                     f"({last[0].strip()[:300]})",
+                     quote_command([server.argv[0], "-m", "pip", "install", "--force-reinstall", "pillow"]))
     return Phase("server", FAIL, seconds, f"TensorBoard exited with status {code}: {last[0].strip()[:300]}",
                  f"run `{server.command}` by hand to see the whole error")
 
