@@ -10,6 +10,10 @@ from __future__ import annotations
 from tbdoctor.verify.result import FAIL, PASS, KindResult
 
 KINDS = ("scalars", "histograms", "images", "text", "graph", "hparams")
+# The job's record of each kind's values (what can be compared); a run that wrote
+# a kind without them (the TensorFlow job) leaves that kind's later stages unchecked.
+VALUES = {"histograms": "histogram_counts", "images": "images", "text": "text_values", "graph": "graph_op",
+          "hparams": "hparams_metrics"}
 
 
 def _has(record: dict, kind: str) -> bool:
@@ -70,10 +74,11 @@ def read_back(written: dict, found: dict) -> dict[str, str]:
     return problems
 
 
-def judge(results: dict[str, KindResult], stage: str, problems: dict[str, str], fix: str) -> None:
-    """Mark ``stage`` for every kind that got that far: failed where a problem was found."""
+def judge(results: dict[str, KindResult], stage: str, problems: dict[str, str], fix: str, written: dict) -> None:
+    """Mark ``stage`` for every kind that got that far and whose values were recorded:
+    failed where a problem was found."""
     for kind, result in results.items():
-        if kind == "scalars" or result.last() != PASS:
+        if kind == "scalars" or result.last() != PASS or not any(rec.get(VALUES[kind]) for rec in written.values()):
             continue
         if kind in problems:
             result.fail(stage, problems[kind], fix)

@@ -90,7 +90,7 @@ def verify(target: Target, options: Options,
     kinds_mod.phase_stage(outcome.kinds, "read_back", back.status)
     if back.status == PASS and found:
         kinds_mod.judge(outcome.kinds, "read_back", kinds_mod.read_back(written, found),
-                        "the event files do not hold what was written: check the disk and rerun")
+                        "the event files do not hold what was written: check the disk and rerun", written)
 
     live = None
     if not options.server:
@@ -134,10 +134,10 @@ def verify(target: Target, options: Options,
 
 def _serve_kinds(live: server_mod.Server, written: dict, outcome: Outcome, wait: float) -> None:
     """Ask each plugin for the kinds that read back (the scalars are the server phase's)."""
-    ready = [k for k, r in outcome.kinds.items() if k != "scalars" and r.last() == PASS]
+    ready = [k for k, r in outcome.kinds.items() if k != "scalars" and r.last() == PASS and r.read_back == PASS]
     problems = server_mod.check_kinds(live, written, ready, wait)
     kinds_mod.judge({k: outcome.kinds[k] for k in ready}, "served", {k: p for k, p in problems.items() if p},
-                    f"open {live.url} and look at that dashboard; check the tensorboard version's plugins")
+                    f"open {live.url} and look at that dashboard; check the tensorboard version's plugins", written)
 
 
 def _browser(listen: job.Listener, options: Options, url: str, written: dict, run_dir: str,
