@@ -494,6 +494,10 @@ def test_framework_all_runs_tensorflow_too(tf_env, tmp_path):
     read = read_independently(tf_env.python, run)[run]
     assert [s for s, _ in read["loss"]] == list(range(200))
     assert read["weight"][-1][1] == f32(tf["params"]["weight"])
+    # tf.summary wrote every kind too; each was read back and served with its values (the image, the
+    # histograms' bucket counts, the text, the graph's MatMul node); hparams through the torch run's session.
+    for name, kind in report["kinds"].items():
+        assert "tf" in kind["runs"] and (kind["read_back"], kind["served"]) == ("pass", "pass"), (name, kind)
 
 
 def test_bad_flags_are_usage_errors(stack_env):

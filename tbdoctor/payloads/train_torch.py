@@ -305,7 +305,7 @@ class Logger:
     def image(self, x, y, w, b, steps):
         """The fitted line over the data, drawn into a small RGB array (CHW), into every run."""
         try:
-            picture = fit_picture(x, y, w, b)
+            picture = fit_picture(x.detach().cpu().reshape(-1).tolist(), y.detach().cpu().reshape(-1).tolist(), w, b)
         except Exception as exc:
             self.kind_errors["images"] = kind_error("images", exc, self.job.out["versions"])
             return
@@ -325,29 +325,6 @@ class Logger:
         if self.kind_errors:
             text += "; not written: " + ", ".join(sorted(self.kind_errors))
         return text
-
-
-IMAGE_SIZE = (48, 64)  # height, width of the fitted-line picture
-
-
-def fit_picture(x, y, w, b):
-    """A uint8 CHW picture: the data as grey dots, the fitted line in red (numpy only)."""
-    import numpy as np
-    height, width = IMAGE_SIZE
-    picture = np.full((3, height, width), 255, dtype=np.uint8)
-    xs = x.detach().cpu().reshape(-1).tolist()[:256]
-    ys = y.detach().cpu().reshape(-1).tolist()[:256]
-    low, high = min(ys + [b - abs(w)]), max(ys + [b + abs(w)])
-
-    def row(value):
-        return min(height - 1, max(0, int(round((high - value) / ((high - low) or 1.0) * (height - 1)))))
-    for xv, yv in zip(xs, ys):
-        col = min(width - 1, max(0, int(round((xv + 1) / 2 * (width - 1)))))
-        picture[:, row(yv), col] = 160
-    for col in range(width):
-        r = row(w * (col / (width - 1.0) * 2 - 1) + b)
-        picture[:, r, col] = (220, 30, 30)
-    return picture
 
 
 def kind_error(kind, exc, versions):

@@ -181,7 +181,7 @@ def _text(url: str, run: str, rec: dict) -> str:
     for tag, text in rec.get("text_values", {}).items():
         served = _get(_plugin(url, "text/text", run=run, tag=tag))
         cells = [c.strip() for line in text.splitlines() if line.startswith("|") and "---" not in line
-                 for c in line.strip("|").split("|")]
+                 for c in line.strip("|").split("|")] or [text.strip()]  # a table's cells, or the whole text
         html = served[-1]["text"] if served else ""
         absent = [c for c in cells if f">{html_escape(c)}<" not in html]
         if not served or absent:
