@@ -6,17 +6,21 @@ Chrome already on the machine (``$TBDOCTOR_BROWSER``, ``chromium``,
 browsers); nothing is downloaded. The page must list every run verify wrote,
 show a ``loss`` chart that drew a line for each run that logged a loss, and log
 no JavaScript errors. A PNG of the scalars dashboard is saved in the run
-directory. The blank page of a JavaScript bundle served with the wrong
+directory. When verify wrote images, the images dashboard must then show each
+one at the size written (its own screenshot beside). The blank page of a JavaScript bundle served with the wrong
 Content-Type, "No dashboards are active" and a page that never loads are each
 recognised with their fix. Runs in tbdoctor's own interpreter, not the target.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 from tbdoctor.verify.result import FAIL, PASS, SKIPPED, Phase
 
@@ -26,6 +30,17 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 ENABLE = ("no headless browser to open TensorBoard's page: to enable this phase, "
           "`pip install 'tbdoctor[browser]'` and install Chromium (e.g. `apt-get install chromium`)")
 SCREENSHOT = "tensorboard-scalars.png"
+IMAGES_SCREENSHOT = "tensorboard-images.png"
+# Every <img> the page shows, through the shadow DOM: [src, natural width, natural height].
+_IMAGES = """() => {
+  const out = [];
+  const walk = root => root.querySelectorAll('*').forEach(e => {
+    if (e.tagName === 'IMG' && e.complete) out.push([e.src, e.naturalWidth, e.naturalHeight]);
+    if (e.shadowRoot) walk(e.shadowRoot);
+  });
+  walk(document);
+  return out;
+}"""
 # The scalars dashboard with only the loss chart, unsmoothed.
 FRAGMENT = "scalars&tagFilter=%5Eloss%24&_smoothingWeight=0"
 WRONG_TYPE_FIX = ("the system's MIME table maps .js to text/plain (on Windows the registry key "
@@ -91,8 +106,10 @@ def _missing(seen: dict, runs: list[str], loss_runs: list[str]) -> str:
     return ""
 
 
-def phase(url: str, written: dict, run_dir: str, timeout: float) -> tuple[Phase, str]:
-    """Open the page and judge it; returns the phase and the screenshot path ('' if none)."""
+def phase(url: str, written: dict, run_dir: str, timeout: float,
+          shown: dict | None = None) -> tuple[Phase, str]:
+    """Open the page and judge it; returns the phase and the screenshot path ('' if none).
+    ``shown`` (when given) gets, per other summary kind looked at, '' or what the page lacks."""
     start = time.monotonic()
     try:
         from playwright.sync_api import Error as PlaywrightError, sync_playwright
@@ -114,6 +131,11 @@ def phase(url: str, written: dict, run_dir: str, timeout: float) -> tuple[Phase,
                              "at a Chromium or Chrome that starts headless, or pass --no-browser"), ""
             try:
                 phase, shot = _look(context, url, written, run_dir, timeout, start, PlaywrightError)
+                if phase.status == PASS and shown is not None and _wanted_images(written):
+                    shown["images"] = _look_images(context.pages[0], written, run_dir,
+                                                   start + timeout - time.monotonic(), PlaywrightError)
+                    phase.detail += ("; the images dashboard drew every image at its size" if not shown["images"]
+                                     else "; " + shown["images"])
             finally:
                 context.close()
             if phase.status == PASS:
@@ -197,6 +219,42 @@ def _look(context, url: str, written: dict, run_dir: str, timeout: float, start:
                     f"open {url} in a browser and look at its console")
     return done(PASS, f"drew the loss curve of runs {', '.join(loss_runs)} on the scalars "
                 f"dashboard; {len(runs)} runs listed, no JavaScript errors")
+
+
+def _wanted_images(written: dict) -> dict:
+    """(run, tag) -> (width, height) of every image verify wrote."""
+    return {(run, tag): (size[1], size[0]) for run, rec in written.items() for tag, size in rec.get("images", {}).items()}
+
+
+def _image_key(src: str) -> tuple:
+    """(run, tag) of an individualImage URL (its blob_key is base64 JSON: [experiment, run, tag, step, index])."""
+    key = urllib.parse.parse_qs(urllib.parse.urlparse(src).query).get("blob_key", [""])[0]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)))
+        return data[1], data[2]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return ()
+
+
+def _look_images(page, written: dict, run_dir: str, timeout: float, error_type) -> str:
+    """The images dashboard: each image written drawn at its size ('' when all are, else what is not)."""
+    wanted = _wanted_images(written)
+    missing, deadline = "the images dashboard was not opened", time.monotonic() + max(timeout, 5.0)
+    try:
+        page.evaluate("() => { location.hash = 'images'; }")
+        while True:
+            drawn = {_image_key(src): (w, h) for src, w, h in page.evaluate(_IMAGES) if "individualImage" in src}
+            missing = next((f"run {run}: image {tag} " + (f"is drawn {drawn[(run, tag)][0]}x{drawn[(run, tag)][1]}, "
+                                                         f"{size[0]}x{size[1]} was written" if (run, tag) in drawn
+                                                         else "is not drawn")
+                            for (run, tag), size in sorted(wanted.items()) if drawn.get((run, tag)) != size), "")
+            if not missing or time.monotonic() >= deadline:
+                break
+            page.wait_for_timeout(250)
+        page.screenshot(path=os.path.join(run_dir, IMAGES_SCREENSHOT))
+    except error_type as exc:
+        return missing + f" ({_first_line(exc)})"
+    return missing and f"the images dashboard: {missing}"
 
 
 def _first_line(exc) -> str:

@@ -147,10 +147,18 @@ def _browser(listen: job.Listener, options: Options, url: str, written: dict, ru
         return Phase("browser", SKIPPED, detail="--no-browser")
     from tbdoctor.verify import browser
 
+    shown: dict[str, str] = {}
+
     def look() -> Phase:
-        phase, outcome.screenshot = browser.phase(url, written, run_dir, options.server_timeout)
+        phase, outcome.screenshot = browser.phase(url, written, run_dir, options.server_timeout, shown)
         return phase
-    return _timed(listen, "browser", look)
+    phase = _timed(listen, "browser", look)
+    for kind, problem in shown.items():
+        result = outcome.kinds.get(kind)
+        if result is not None and result.last() == PASS:
+            kinds_mod.judge({kind: result}, "shown", {kind: problem} if problem else {},
+                            f"open {url}#{kind} yourself", written)
+    return phase
 
 
 def _curve(found: dict | None, outcome: Outcome) -> list[tuple[int, float]]:
