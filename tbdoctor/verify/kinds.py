@@ -16,16 +16,12 @@ VALUES = {"histograms": "histogram_counts", "images": "images", "text": "text_va
           "hparams": "hparams_metrics"}
 
 
-def _has(record: dict, kind: str) -> bool:
-    return bool(record.get(kind)) if kind != "scalars" else bool(record.get("scalars"))
-
-
 def from_jobs(jobs) -> dict[str, KindResult]:
     """The written stage, from what each job wrote and the kinds it could not write."""
     results = {}
     for kind in KINDS:
         result = KindResult(kind)
-        runs = sorted(run for job in jobs for run, rec in job.written.items() if _has(rec, kind))
+        runs = sorted(run for job in jobs for run, rec in job.written.items() if rec.get(kind))
         errors = [job.kind_errors[kind] for job in jobs if kind in job.kind_errors]
         if errors:
             result.fail("written", errors[0]["detail"], errors[0]["fix"])
