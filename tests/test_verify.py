@@ -167,9 +167,12 @@ def test_healthy_stack_passes_and_an_independent_reader_agrees(stack_env, tmp_pa
     for name, kind in kinds.items():
         assert (kind["written"], kind["read_back"], kind["served"]) == ("pass", "pass", "pass"), (name, kind)
     assert kinds["scalars"]["shown"] == "pass" and kinds["images"]["runs"] == ["torch", "torch-utils"]
-    assert kinds["images"]["shown"] == "pass"  # Chromium drew both images at 64x48 on the images dashboard
+    # Chromium drew both images at 64x48, and every histogram with one slice per step written (21).
+    assert kinds["images"]["shown"] == "pass" and kinds["histograms"]["shown"] == "pass"
     assert "the images dashboard drew every image at its size" in phases(report)["browser"]["detail"]
-    assert (run_dir / "tensorboard-images.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "the histograms dashboard drew every histogram, a slice per step" in phases(report)["browser"]["detail"]
+    for kind in ("images", "histograms"):
+        assert (run_dir / f"tensorboard-{kind}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # An independent check of the image both writers drew: the env's own Pillow decodes it to the size written.
     images = subprocess.run([str(stack_env.python), "-c", _IMAGES, str(run_dir / "torch"), str(run_dir / "torch-utils")],
                             capture_output=True, text=True, timeout=300)

@@ -6,8 +6,9 @@ Chrome already on the machine (``$TBDOCTOR_BROWSER``, ``chromium``,
 browsers); nothing is downloaded. The page must list every run verify wrote,
 show a ``loss`` chart that drew a line for each run that logged a loss, and log
 no JavaScript errors. A PNG of the scalars dashboard is saved in the run
-directory. When verify wrote images, the images dashboard must then show each
-one at the size written (its own screenshot beside). The blank page of a JavaScript bundle served with the wrong
+directory. Then the images dashboard must show each image written at its size,
+and the histograms dashboard each histogram written with one slice per step
+(their own screenshots beside). The blank page of a JavaScript bundle served with the wrong
 Content-Type, "No dashboards are active" and a page that never loads are each
 recognised with their fix. Runs in tbdoctor's own interpreter, not the target.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -30,12 +32,25 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 ENABLE = ("no headless browser to open TensorBoard's page: to enable this phase, "
           "`pip install 'tbdoctor[browser]'` and install Chromium (e.g. `apt-get install chromium`)")
 SCREENSHOT = "tensorboard-scalars.png"
-IMAGES_SCREENSHOT = "tensorboard-images.png"
+KIND_SCREENSHOT = "tensorboard-{kind}.png"
 # Every <img> the page shows, through the shadow DOM: [src, natural width, natural height].
 _IMAGES = """() => {
   const out = [];
   const walk = root => root.querySelectorAll('*').forEach(e => {
     if (e.tagName === 'IMG' && e.complete) out.push([e.src, e.naturalWidth, e.naturalHeight]);
+    if (e.shadowRoot) walk(e.shadowRoot);
+  });
+  walk(document);
+  return out;
+}"""
+# Every histogram card the page shows: [run, tag, slices drawn (one per step)].
+_HISTOGRAMS = """() => {
+  const out = [];
+  const walk = root => root.querySelectorAll('*').forEach(e => {
+    if (e.tagName === 'TF-HISTOGRAM-LOADER') {
+      const chart = e.shadowRoot && e.shadowRoot.querySelector('vz-histogram-timeseries');
+      out.push([e.run, e.tag, chart && chart.shadowRoot ? chart.shadowRoot.querySelectorAll('g.histogram').length : 0]);
+    }
     if (e.shadowRoot) walk(e.shadowRoot);
   });
   walk(document);
@@ -131,11 +146,12 @@ def phase(url: str, written: dict, run_dir: str, timeout: float,
                              "at a Chromium or Chrome that starts headless, or pass --no-browser"), ""
             try:
                 phase, shot = _look(context, url, written, run_dir, timeout, start, PlaywrightError)
-                if phase.status == PASS and shown is not None and _wanted_images(written):
-                    shown["images"] = _look_images(context.pages[0], written, run_dir,
-                                                   start + timeout - time.monotonic(), PlaywrightError)
-                    phase.detail += ("; the images dashboard drew every image at its size" if not shown["images"]
-                                     else "; " + shown["images"])
+                for kind, what in (("images", "every image at its size"),
+                                   ("histograms", "every histogram, a slice per step")):
+                    if phase.status == PASS and shown is not None and _WANTED[kind](written):
+                        shown[kind] = _look_kind(context.pages[0], kind, written, run_dir,
+                                                 start + timeout - time.monotonic(), PlaywrightError)
+                        phase.detail += f"; the {kind} dashboard drew {what}" if not shown[kind] else "; " + shown[kind]
             finally:
                 context.close()
             if phase.status == PASS:
@@ -236,25 +252,47 @@ def _image_key(src: str) -> tuple:
         return ()
 
 
-def _look_images(page, written: dict, run_dir: str, timeout: float, error_type) -> str:
-    """The images dashboard: each image written drawn at its size ('' when all are, else what is not)."""
-    wanted = _wanted_images(written)
-    missing, deadline = "the images dashboard was not opened", time.monotonic() + max(timeout, 5.0)
-    try:
-        page.evaluate("() => { location.hash = 'images'; }")
+def _wanted_histograms(written: dict) -> dict:
+    """(run, tag) -> number of steps of every histogram verify wrote."""
+    return {(run, tag): len(points) for run, rec in written.items()
+            for tag, points in rec.get("histogram_counts", {}).items()}
+
+
+_WANTED = {"images": _wanted_images, "histograms": _wanted_histograms}
+
+
+def _drawn(page, kind: str) -> dict:
+    """(run, tag) -> what the dashboard draws: (width, height) of an image, slices of a histogram."""
+    if kind == "images":
+        return {_image_key(src): (w, h) for src, w, h in page.evaluate(_IMAGES) if "individualImage" in src}
+    return {(run, tag): slices for run, tag, slices in page.evaluate(_HISTOGRAMS)}
+
+
+def _describe(kind: str, value) -> str:
+    return f"{value[0]}x{value[1]}" if kind == "images" else f"{value} slices"
+
+
+def _look_kind(page, kind: str, written: dict, run_dir: str, timeout: float, error_type) -> str:
+    """A kind's dashboard draws everything written ('' when it does, else what it does not)."""
+    wanted = _WANTED[kind](written)
+    tags = "|".join(sorted({re.escape(tag) for _run, tag in wanted}))
+    missing, deadline = f"the {kind} dashboard was not opened", time.monotonic() + max(timeout, 5.0)
+    try:  # a tag filter: the dashboard renders filtered cards at once, not as they scroll into view
+        page.evaluate("fragment => { location.hash = fragment; }",
+                      f"{kind}&tagFilter={urllib.parse.quote(f'^({tags})$')}")
         while True:
-            drawn = {_image_key(src): (w, h) for src, w, h in page.evaluate(_IMAGES) if "individualImage" in src}
-            missing = next((f"run {run}: image {tag} " + (f"is drawn {drawn[(run, tag)][0]}x{drawn[(run, tag)][1]}, "
-                                                         f"{size[0]}x{size[1]} was written" if (run, tag) in drawn
-                                                         else "is not drawn")
-                            for (run, tag), size in sorted(wanted.items()) if drawn.get((run, tag)) != size), "")
+            drawn = _drawn(page, kind)
+            missing = next((f"run {run}: {kind[:-1]} {tag} " + (
+                f"is drawn as {_describe(kind, drawn[(run, tag)])}, {_describe(kind, value)} written"
+                if (run, tag) in drawn else "is not drawn")
+                for (run, tag), value in sorted(wanted.items()) if drawn.get((run, tag)) != value), "")
             if not missing or time.monotonic() >= deadline:
                 break
             page.wait_for_timeout(250)
-        page.screenshot(path=os.path.join(run_dir, IMAGES_SCREENSHOT))
+        page.screenshot(path=os.path.join(run_dir, KIND_SCREENSHOT.format(kind=kind)))
     except error_type as exc:
-        return missing + f" ({_first_line(exc)})"
-    return missing and f"the images dashboard: {missing}"
+        return f"the {kind} dashboard: {missing} ({_first_line(exc)})"
+    return missing and f"the {kind} dashboard: {missing}"
 
 
 def _first_line(exc) -> str:
