@@ -53,6 +53,16 @@ for run in sys.argv[1:]:
 print(json.dumps(out))
 """
 
+# The environment text the job wrote, as TensorBoard's loader reads it back.
+_TEXT = """
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray
+acc = EventAccumulator(sys.argv[1], size_guidance={"tensors": 0})
+acc.Reload()
+sys.stdout.write(make_ndarray(acc.Tensors("environment/text_summary")[0].tensor_proto).reshape(-1)[0].decode())
+"""
+
 
 def f32(value: float) -> float:
     return struct.unpack("<f", struct.pack("<f", value))[0]
@@ -635,3 +645,46 @@ def test_summary_kinds_compare_values_and_render_as_a_table():
     assert "  hparams: add_hparams failed: boom" in out and "    → do this" in out
     assert out.rstrip().splitlines()[-1].startswith(
         "✗ Scalars verified (the event files read back exactly), but summary kinds failed: histograms (not read back)")
+
+
+def test_each_plugin_is_asked_and_a_difference_is_named(stack_env, tmp_path):
+    """The served stage against a real TensorBoard on a real run: what was written is served
+    by each plugin; a claim that differs (samples, size, node, metric value) is named."""
+    from tbdoctor.target import Target
+    from tbdoctor.verify import server as server_mod
+
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--no-server")
+    assert proc.returncode == 0, report.get("failure")
+    text = subprocess.run([str(stack_env.python), "-c", _TEXT, str(Path(report["logdir"]) / "torch")],
+                          capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0, text.stderr
+    written = {"torch": {"histogram_counts": {"residuals": [[0, 1024], [199, 1024]], "params/weight": [[10, 1]]},
+                         "images": {"fit": [48, 64, 3]}, "text_values": {"environment/text_summary": text.stdout},
+                         "graph_op": "aten::linear"},
+               "torch-utils": {"images": {"fit": [48, 64, 3]}},
+               "torch/hparams": {"hparams_metrics": ["hparam/final_loss"],
+                                 "scalars": {"hparam/final_loss": [[200, report["final_loss"]]]}}}
+    kinds = ["histograms", "images", "text", "graph", "hparams"]
+    target = Target.from_dict({"python": str(stack_env.python), "chosen_by": "--python",
+                               "version": "%d.%d.%d" % sys.version_info[:3]})
+    live = server_mod.Server(target, report["logdir"], None)
+    try:
+        phase, _runs = server_mod.check(live, {}, 120)
+        assert phase.status == "pass", phase
+        assert server_mod.check_kinds(live, written, kinds, 30) == {kind: "" for kind in kinds}
+        written["torch"]["histogram_counts"]["residuals"][1][1] = 1000
+        written["torch-utils"]["images"]["fit"] = [48, 32, 3]
+        written["torch"]["text_values"]["environment/text_summary"] += "\n| numpy | 0.0 |"
+        written["torch"]["graph_op"] = "aten::conv2d"
+        written["torch/hparams"]["scalars"]["hparam/final_loss"][0][1] += 1
+        problems = server_mod.check_kinds(live, written, kinds, 1)
+    finally:
+        live.stop()
+    assert problems == {
+        "histograms": "run torch: histogram residuals step 199 has 1024 samples, 1000 were written",
+        "images": "run torch-utils: image fit is served 64x48, 32x48 was written",
+        "text": "run torch: text environment/text_summary is served without 'numpy'",
+        "graph": "run torch: the served graph has no aten::conv2d node",
+        "hparams": f"the hparams session torch/hparams has hparam/final_loss = {f32(report['final_loss'])!r}, "
+                   f"{report['final_loss'] + 1!r} was written"}
+    assert not leftover_processes(report["logdir"])
