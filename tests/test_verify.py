@@ -203,6 +203,10 @@ def test_console_report_is_plain_when_piped_and_draws_the_curve(stack_env, tmp_p
     assert "Recovered: weight 2.00" in out and "Device: cpu" in out
     assert "Loss per step, read back from the event files" in out
     assert out.count("┤") == 8 and "step 199" in out
+    # The per-kind table: every kind written and read back; nothing served or shown with --no-server.
+    assert "Summary kind  written  read back  served  shown" in out
+    for kind in ("scalars", "histograms", "images", "text", "graph", "hparams"):
+        assert f"{kind.ljust(14)}✓        ✓          -       -" in out.splitlines(), kind
     assert not any(row != row.rstrip() for row in out.splitlines()), "trailing spaces"
     assert "Verified: the job trained, the event files read back exactly" in out
     assert "TensorBoard" not in out.split("Verified:")[1].splitlines()[0]  # no claim about a server it skipped
