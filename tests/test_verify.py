@@ -38,6 +38,31 @@ for run in sys.argv[1:]:
 print(json.dumps(out))
 """
 
+# Independent of tbdoctor's PNG reader: every image as Pillow decodes it (step, size, mode, has red pixels).
+_IMAGES = """
+import io, json, sys
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+out = []
+for run in sys.argv[1:]:
+    acc = EventAccumulator(run, size_guidance={"images": 0})
+    acc.Reload()
+    for e in acc.Images("fit"):
+        img = Image.open(io.BytesIO(e.encoded_image_string))
+        out.append([e.step, img.width, img.height, img.mode, (220, 30, 30) in set(img.getdata())])
+print(json.dumps(out))
+"""
+
+# The environment text the job wrote, as TensorBoard's loader reads it back.
+_TEXT = """
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray
+acc = EventAccumulator(sys.argv[1], size_guidance={"tensors": 0})
+acc.Reload()
+sys.stdout.write(make_ndarray(acc.Tensors("environment/text_summary")[0].tensor_proto).reshape(-1)[0].decode())
+"""
+
 
 def f32(value: float) -> float:
     return struct.unpack("<f", struct.pack("<f", value))[0]
@@ -146,6 +171,23 @@ def test_healthy_stack_passes_and_an_independent_reader_agrees(stack_env, tmp_pa
     assert sibling["loss"] == main["loss"]  # torch.utils.tensorboard wrote the same series
     assert all(v == f32(0.1) for _, v in main["lr"])
     assert not leftover_processes(str(run_dir)), "TensorBoard was left running"
+    # Every summary kind went written -> read back (values compared) -> served (its plugin asked).
+    kinds = report["kinds"]
+    assert list(kinds) == ["scalars", "histograms", "images", "text", "graph", "hparams"]
+    for name, kind in kinds.items():
+        assert (kind["written"], kind["read_back"], kind["served"]) == ("pass", "pass", "pass"), (name, kind)
+    assert kinds["scalars"]["shown"] == "pass" and kinds["images"]["runs"] == ["torch", "torch-utils"]
+    # Chromium drew both images at 64x48, and every histogram with one slice per step written (21).
+    assert kinds["images"]["shown"] == "pass" and kinds["histograms"]["shown"] == "pass"
+    assert "the images dashboard drew every image at its size" in phases(report)["browser"]["detail"]
+    assert "the histograms dashboard drew every histogram, a slice per step" in phases(report)["browser"]["detail"]
+    for kind in ("images", "histograms"):
+        assert (run_dir / f"tensorboard-{kind}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # An independent check of the image both writers drew: the env's own Pillow decodes it to the size written.
+    images = subprocess.run([str(stack_env.python), "-c", _IMAGES, str(run_dir / "torch"), str(run_dir / "torch-utils")],
+                            capture_output=True, text=True, timeout=300)
+    assert images.returncode == 0, images.stderr
+    assert json.loads(images.stdout) == [[200, 64, 48, "RGB", True]] * 2  # white canvas, the red fitted line
 
 
 def test_console_report_is_plain_when_piped_and_draws_the_curve(stack_env, tmp_path):
@@ -161,6 +203,10 @@ def test_console_report_is_plain_when_piped_and_draws_the_curve(stack_env, tmp_p
     assert "Recovered: weight 2.00" in out and "Device: cpu" in out
     assert "Loss per step, read back from the event files" in out
     assert out.count("┤") == 8 and "step 199" in out
+    # The per-kind table: every kind written and read back; nothing served or shown with --no-server.
+    assert "Summary kind  written  read back  served  shown" in out
+    for kind in ("scalars", "histograms", "images", "text", "graph", "hparams"):
+        assert f"{kind.ljust(14)}✓        ✓          -       -" in out.splitlines(), kind
     assert not any(row != row.rstrip() for row in out.splitlines()), "trailing spaces"
     assert "Verified: the job trained, the event files read back exactly" in out
     assert "TensorBoard" not in out.split("Verified:")[1].splitlines()[0]  # no claim about a server it skipped
@@ -468,6 +514,10 @@ def test_framework_all_runs_tensorflow_too(tf_env, tmp_path):
     read = read_independently(tf_env.python, run)[run]
     assert [s for s, _ in read["loss"]] == list(range(200))
     assert read["weight"][-1][1] == f32(tf["params"]["weight"])
+    # tf.summary wrote every kind too; each was read back and served with its values (the image, the
+    # histograms' bucket counts, the text, the graph's MatMul node); hparams through the torch run's session.
+    for name, kind in report["kinds"].items():
+        assert "tf" in kind["runs"] and (kind["read_back"], kind["served"]) == ("pass", "pass"), (name, kind)
 
 
 def test_bad_flags_are_usage_errors(stack_env):
@@ -508,3 +558,137 @@ def test_forced_device_that_is_unusable_and_tensorflow_absent(stack_env, tmp_pat
     report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--framework", "tf")
     failure = assert_failed(report, proc, "import", "tensorflow cannot be imported", "No module named 'tensorflow'")
     assert failure["fix"] == f"{stack_env.python} -m pip install tensorflow"
+
+
+# -- summary kinds: one failing kind is its own result; the scalars still pass --
+
+
+def test_a_model_add_graph_cannot_trace_fails_the_graph_kind_and_nothing_else(stack_env, tmp_path):
+    # PYTORCH_JIT=0 (the documented switch that turns TorchScript off for debugging) makes
+    # torch.jit.trace return the module untraced: add_graph then fails for real.
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--no-browser",
+                               env=clean_env(PYTORCH_JIT="0"))
+    assert proc.returncode == 1 and report["status"] == "fail"
+    assert all(p["status"] in ("pass", "skipped") for p in report["phases"]), report["phases"]
+    assert phases(report)["server"]["status"] == "pass"
+    failure = report["failure"]
+    assert failure["kind"] == "graph" and failure["phase"] == "log"
+    assert "add_graph cannot trace the model: PYTORCH_JIT=0" in failure["reason"]
+    assert "torch 2.13.0" in failure["reason"] and "'Linear' object has no attribute 'graph'" in failure["reason"]
+    assert failure["fix"].startswith("unset PYTORCH_JIT")
+    kinds = report["kinds"]
+    assert (kinds["graph"]["written"], kinds["graph"]["read_back"], kinds["graph"]["served"]) == ("fail", None, None)
+    for name in ("scalars", "histograms", "images", "text", "hparams"):
+        assert kinds[name]["served"] == "pass", (name, kinds[name])
+    assert "not written: graph" in phases(report)["log"]["detail"]
+
+
+def test_pillow_built_for_another_python_fails_images_and_names_pillow(stack_env, tmp_path):
+    # A real Pillow wheel for another CPython (what copying site-packages between Pythons does):
+    # its _imaging extension cannot load, so add_image fails, and so does TensorBoard, which imports Pillow.
+    env = layered_venv(tmp_path, stack_env)
+    other = "3.12" if sys.version_info[:2] != (3, 12) else "3.11"
+    subprocess.run([str(env.python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--target", str(env.site), "--python-version", other, "--only-binary=:all:", "pillow"],
+                   check=True, capture_output=True, text=True, timeout=600)
+    report, proc = verify_json("--python", str(env.python), "--logdir", str(tmp_path / "logs"), "--no-browser")
+    assert proc.returncode == 1
+    kinds = report["kinds"]
+    images = kinds["images"]
+    assert images["written"] == "fail" and images["read_back"] is None
+    assert "add_image: Pillow" in images["detail"] and "cannot be loaded by Python" in images["detail"]
+    assert "cannot import name '_imaging'" in images["detail"]
+    assert images["fix"] == f"{env.python} -m pip install --force-reinstall pillow"
+    # The scalars were written and read back exactly; the server fails naming the same cause.
+    assert (kinds["scalars"]["written"], kinds["scalars"]["read_back"]) == ("pass", "pass")
+    assert kinds["histograms"]["read_back"] == "pass" and kinds["graph"]["read_back"] == "pass"
+    assert phases(report)["readback"]["status"] == "pass"
+    failure = assert_failed(report, proc, "server", "TensorBoard cannot start: Pillow cannot be imported")
+    assert failure["fix"] == f"{env.python} -m pip install --force-reinstall pillow"
+
+
+def test_summary_kinds_compare_values_and_render_as_a_table():
+    from rich.console import Console
+
+    from tbdoctor.render.verify_console import render
+    from tbdoctor.verify import kinds as kinds_mod
+    from tbdoctor.verify.result import JobRun, Outcome, Phase
+
+    written = {"torch": {"scalars": {"loss": [[0, 1.0]]}, "histograms": ["residuals"],
+                         "histogram_counts": {"residuals": [[0, 1024], [10, 1024]]}, "images": {"fit": [48, 64, 3]},
+                         "text": ["t"], "text_values": {"t": "hello"}, "graph": True, "graph_op": "aten::linear"}}
+    found = {"runs": {"torch": {"histogram_counts": {"residuals": [[0, 1024.0], [10, 1000.0]]},
+                                "images": {"fit": [[5, 64, 48, 64, 48, ""]]}, "text_values": {"t": "hello"},
+                                "graph_ops": ["IO Node", "prim::GetAttr"]}}}
+    problems = kinds_mod.read_back(written, found)
+    assert problems == {"histograms": "run torch, histogram residuals, step 10: the buckets hold 1000 samples, "
+                                      "1024 were written",
+                        "graph": "run torch: the graph has no aten::linear node (the linear layer)"}
+    found["runs"]["torch"]["images"]["fit"][0][5] = "bad CRC in the IDAT chunk"
+    assert kinds_mod.read_back(written, found)["images"] == \
+        "run torch, image fit: the PNG does not decode (bad CRC in the IDAT chunk)"
+
+    job = JobRun("torch", [Phase(n, "pass", framework="torch") for n in ("import", "data", "train", "log")],
+                 written=written, kind_errors={"hparams": {"detail": "add_hparams failed: boom", "fix": "do this"}})
+    outcome = Outcome({"python": "/p", "chosen_by": "self"}, "/l", "/l/run", jobs=[job],
+                      phases=[Phase("readback", "pass")])
+    outcome.kinds = kinds_mod.from_jobs(outcome.jobs)
+    kinds_mod.phase_stage(outcome.kinds, "read_back", "pass")
+    kinds_mod.judge(outcome.kinds, "read_back", problems, "check the disk", written)
+    data = outcome.to_dict()
+    assert data["status"] == "fail" and data["failure"]["kind"] == "histograms"  # the first failed kind
+    assert data["kinds"]["hparams"] == {"written": "fail", "read_back": None, "served": None, "shown": None,
+                                        "runs": [], "detail": "add_hparams failed: boom", "fix": "do this"}
+    assert data["kinds"]["text"]["read_back"] == "pass" and data["kinds"]["images"]["read_back"] == "pass"
+    console = Console(width=200, color_system=None, force_terminal=False, record=True)
+    render(outcome, console)
+    out = console.export_text()
+    assert "Summary kind  written  read back  served  shown" in out
+    assert "scalars       ✓        ✓          -       -" in out
+    assert "histograms    ✓        ✗          -       -" in out and "hparams       ✗        -" in out
+    assert "  hparams: add_hparams failed: boom" in out and "    → do this" in out
+    assert out.rstrip().splitlines()[-1].startswith(
+        "✗ Scalars verified (the event files read back exactly), but summary kinds failed: histograms (not read back)")
+
+
+def test_each_plugin_is_asked_and_a_difference_is_named(stack_env, tmp_path):
+    """The served stage against a real TensorBoard on a real run: what was written is served
+    by each plugin; a claim that differs (samples, size, node, metric value) is named."""
+    from tbdoctor.target import Target
+    from tbdoctor.verify import server as server_mod
+
+    report, proc = verify_json("--python", str(stack_env.python), "--logdir", str(tmp_path), "--no-server")
+    assert proc.returncode == 0, report.get("failure")
+    text = subprocess.run([str(stack_env.python), "-c", _TEXT, str(Path(report["logdir"]) / "torch")],
+                          capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0, text.stderr
+    written = {"torch": {"histogram_counts": {"residuals": [[0, 1024], [199, 1024]], "params/weight": [[10, 1]]},
+                         "images": {"fit": [48, 64, 3]}, "text_values": {"environment/text_summary": text.stdout},
+                         "graph_op": "aten::linear"},
+               "torch-utils": {"images": {"fit": [48, 64, 3]}},
+               "torch/hparams": {"hparams_metrics": ["hparam/final_loss"],
+                                 "scalars": {"hparam/final_loss": [[200, report["final_loss"]]]}}}
+    kinds = ["histograms", "images", "text", "graph", "hparams"]
+    target = Target.from_dict({"python": str(stack_env.python), "chosen_by": "--python",
+                               "version": "%d.%d.%d" % sys.version_info[:3]})
+    live = server_mod.Server(target, report["logdir"], None)
+    try:
+        phase, _runs = server_mod.check(live, {}, 120)
+        assert phase.status == "pass", phase
+        assert server_mod.check_kinds(live, written, kinds, 30) == {kind: "" for kind in kinds}
+        written["torch"]["histogram_counts"]["residuals"][1][1] = 1000
+        written["torch-utils"]["images"]["fit"] = [48, 32, 3]
+        written["torch"]["text_values"]["environment/text_summary"] += "\n| numpy | 0.0 |"
+        written["torch"]["graph_op"] = "aten::conv2d"
+        written["torch/hparams"]["scalars"]["hparam/final_loss"][0][1] += 1
+        problems = server_mod.check_kinds(live, written, kinds, 1)
+    finally:
+        live.stop()
+    assert problems == {
+        "histograms": "run torch: histogram residuals step 199 has 1024 samples, 1000 were written",
+        "images": "run torch-utils: image fit is served 64x48, 32x48 was written",
+        "text": "run torch: text environment/text_summary is served without 'numpy'",
+        "graph": "run torch: the served graph has no aten::conv2d node",
+        "hparams": f"the hparams session torch/hparams has hparam/final_loss = {f32(report['final_loss'])!r}, "
+                   f"{report['final_loss'] + 1!r} was written"}
+    assert not leftover_processes(report["logdir"])

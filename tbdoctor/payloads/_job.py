@@ -137,6 +137,28 @@ def diverged(value, step, lr):
             "lower the learning rate (--lr; the reference is 0.1)")
 
 
+IMAGE_SIZE = (48, 64)  # height, width of the fitted-line picture
+
+
+def fit_picture(xs, ys, w, b):
+    """A uint8 CHW picture of the fitted line (red) over the first 256 points (grey), drawn with NumPy."""
+    import numpy as np
+    height, width = IMAGE_SIZE
+    picture = np.full((3, height, width), 255, dtype=np.uint8)
+    xs, ys = list(xs)[:256], list(ys)[:256]
+    low, high = min(ys + [b - abs(w)]), max(ys + [b + abs(w)])
+
+    def row(value):
+        return min(height - 1, max(0, int(round((high - value) / ((high - low) or 1.0) * (height - 1)))))
+    for xv, yv in zip(xs, ys):
+        col = min(width - 1, max(0, int(round((xv + 1) / 2 * (width - 1)))))
+        picture[:, row(yv), col] = 160
+    for col in range(width):
+        r = row(w * (col / (width - 1.0) * 2 - 1) + b)
+        picture[:, r, col] = (220, 30, 30)
+    return picture
+
+
 def finish(out, log):
     """Emit the report and leave at once: a writer queue whose thread died
     (disk full) would otherwise block interpreter exit."""

@@ -71,7 +71,8 @@ class Job(PhaseLog):
         steps, lr = int(ctx["steps"]), float(ctx["lr"])
         every = max(1, int(ctx.get("histogram_every", 10)))
         root = os.path.join(ctx["run_dir"], "tf")
-        record = {"scalars": {}, "histograms": [], "text": [], "graph": False, "hparams": False}
+        record = {"scalars": {}, "histograms": [], "text": [], "graph": False, "hparams": False, "images": {},
+                  "histogram_counts": {}, "text_values": {}}
         log = {"seconds": 0.0, "error": None}
 
         def do(fn):
@@ -110,10 +111,11 @@ class Job(PhaseLog):
             if writer:
                 with writer[0].as_default():
                     if hasattr(tf.summary, "graph") and do(lambda: tf.summary.graph(step_fn.get_concrete_function().graph)):
-                        record["graph"] = True
+                        record["graph"], record["graph_op"] = True, "MatMul"
                     text = "tensorflow %s, python %s, device %s" % (tf.__version__, sys.version.split()[0], device)
                     if do(lambda: tf.summary.text("environment", text, step=0)):
                         record["text"].append("environment")
+                        record["text_values"]["environment"] = text
             losses = []
             for step in range(steps):
                 loss, gw, gb = step_fn()
@@ -127,8 +129,10 @@ class Job(PhaseLog):
                             scalar(tag, v, step)
                         if step % every == 0 or step == steps - 1:
                             for tag, tensor in (("params/weight", w), ("params/bias", b), ("grads/weight", gw), ("grads/bias", gb)):
-                                if do(lambda: tf.summary.histogram(tag, tensor, step=step)) and tag not in record["histograms"]:
-                                    record["histograms"].append(tag)
+                                if do(lambda: tf.summary.histogram(tag, tensor, step=step)):
+                                    if tag not in record["histograms"]:
+                                        record["histograms"].append(tag)
+                                    record["histogram_counts"].setdefault(tag, []).append([step, int(tf.size(tensor))])
                 if not math.isfinite(value):
                     self.out["losses"] = losses
                     self.failed("train", t, *diverged(value, step, lr))
@@ -151,6 +155,10 @@ class Job(PhaseLog):
                         record["hparams"] = True
                     for tag, value in (("hparam/final_loss", final), ("hparam/weight", wv), ("hparam/bias", bv)):
                         scalar(tag, value, steps)
+                    picture = fit_picture(x.numpy().reshape(-1).tolist(), y.numpy().reshape(-1).tolist(), wv, bv)
+                    hwc = picture.transpose(1, 2, 0)[None]  # tf.summary.image takes [k, h, w, c]
+                    if do(lambda: tf.summary.image("fit", hwc, step=steps)):
+                        record["images"] = {"fit": list(hwc.shape[1:])}
         if writer:
             do(writer[0].close)
         if log["error"]:

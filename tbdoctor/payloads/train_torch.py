@@ -76,6 +76,7 @@ class Job(PhaseLog):
             else:
                 self.done("log", None, detail=logger.summary(), seconds=logger.seconds)
             self.out["written"] = logger.written
+            self.out["kind_errors"] = logger.kind_errors
         elif tbx is None:
             self.skip("log", "tensorboardX could not be imported")
         else:
@@ -159,7 +160,9 @@ class Job(PhaseLog):
                     logger.step(step, value, plain, lr, hist=False)
                 return
             if logger is not None:
-                logger.step(step, value, plain, lr, hist=step % every == 0 or step == steps - 1)
+                hist = step % every == 0 or step == steps - 1
+                residuals = (ys - plain(xs)).detach() if hist else None
+                logger.step(step, value, plain, lr, hist=hist, residuals=residuals)
         with torch.no_grad():
             final = torch.nn.functional.mse_loss(plain(x), y).item()
         w, b = plain.weight.item(), plain.bias.item()
@@ -174,6 +177,7 @@ class Job(PhaseLog):
                 return
         if logger is not None:
             logger.final(w, b, final, steps, lr)
+            logger.image(xs, ys, w, b, steps)
         seconds = time.perf_counter() - start - (logger.seconds if logger else 0.0)
         if converged(ctx, w, b, final):
             self.done("train", t, detail="%d steps of SGD (lr %g): weight %.4f, bias %.4f, loss %.5f" % (
@@ -202,12 +206,14 @@ class Logger:
         self.error = None
         self.written = {}
         self.writers = {}
+        self.kind_errors = {}  # kind -> {"detail", "fix"}: an optional summary kind that failed
 
     def _do(self, fn, *args, **kwargs):
         """Call a writer method; False (and the first error kept) when it fails.
-        ``optional=NAME``: an ImportError only skips that record, with a note."""
-        optional = kwargs.pop("optional", None)
-        if self.error:
+        ``kind=NAME``: an optional summary kind; its failure is kept per kind
+        (with its cause and fix) and does not stop the scalars."""
+        kind = kwargs.pop("kind", None)
+        if self.error or kind in self.kind_errors:
             return False
         start = time.perf_counter()
         try:
@@ -216,9 +222,8 @@ class Logger:
                 raise THREAD_ERRORS[0]
             return True
         except Exception as exc:
-            if optional and isinstance(exc, ImportError):
-                self.job.out["notes"].append("no %s record: it needs a module that is missing (%s)"
-                                             % (optional, first_line(exc)))
+            if kind and exc not in THREAD_ERRORS:  # a writer thread's error (disk full) is no kind's
+                self.kind_errors[kind] = kind_error(kind, exc, self.job.out["versions"])
             else:
                 self.error = write_error(exc, self.root)
             return False
@@ -227,7 +232,8 @@ class Logger:
 
     def _record(self, run):
         return self.written.setdefault(run, {"scalars": {}, "histograms": [], "text": [],
-                                             "graph": False, "hparams": False})
+                                             "graph": False, "hparams": False, "histogram_counts": {},
+                                             "images": {}, "text_values": {}, "hparams_metrics": []})
 
     def open(self, tbx):
         def make():
@@ -248,16 +254,19 @@ class Logger:
         writer = self.writers.get("torch")
         if writer is None:
             return
-        if self._do(writer.add_graph, model, sample, optional="graph"):
-            self._record("torch")["graph"] = True
+        if self._do(writer.add_graph, model, sample, kind="graph"):
+            record = self._record("torch")
+            record["graph"], record["graph_op"] = True, "aten::linear"
         versions = self.job.out["versions"]
         table = "| package | version |\n|---|---|\n" + "\n".join(
             "| %s | %s |" % kv for kv in sorted(versions.items()))
         table += "\n\npython %s on %s, device %s" % (sys.version.split()[0], sys.platform, self.job.device)
-        if self._do(writer.add_text, "environment", table, 0):
-            self._record("torch")["text"].append("environment/text_summary")
+        if self._do(writer.add_text, "environment", table, 0, kind="text"):
+            record = self._record("torch")
+            record["text"].append("environment/text_summary")
+            record["text_values"]["environment/text_summary"] = table
 
-    def step(self, step, loss, model, lr, hist):
+    def step(self, step, loss, model, lr, hist, residuals=None):
         values = (("loss", loss), ("weight", model.weight.item()), ("bias", model.bias.item()), ("lr", lr))
         for run, writer in list(self.writers.items()):
             scalars = self._record(run)["scalars"]
@@ -267,12 +276,18 @@ class Logger:
         writer = self.writers.get("torch")
         if hist and writer is not None:
             record = self._record("torch")
-            for name, p in (("weight", model.weight), ("bias", model.bias)):
-                for kind, tensor in (("params", p), ("grads", p.grad)):
-                    tag = "%s/%s" % (kind, name)
-                    if tensor is not None and self._do(writer.add_histogram, tag, tensor.detach().cpu(), step):
-                        if tag not in record["histograms"]:
-                            record["histograms"].append(tag)
+            tensors = [("%s/%s" % (kind, name), tensor) for name, p in (("weight", model.weight), ("bias", model.bias))
+                       for kind, tensor in (("params", p), ("grads", p.grad))]
+            if residuals is not None:
+                tensors.append(("residuals", residuals))
+            for tag, tensor in tensors:
+                if tensor is None:
+                    continue
+                values = tensor.detach().cpu()
+                if self._do(writer.add_histogram, tag, values, step, kind="histograms"):
+                    if tag not in record["histograms"]:
+                        record["histograms"].append(tag)
+                    record["histogram_counts"].setdefault(tag, []).append([step, int(values.numel())])
 
     def final(self, w, b, loss, steps, lr):
         writer = self.writers.get("torch")
@@ -280,11 +295,23 @@ class Logger:
             return
         metrics = {"hparam/final_loss": loss, "hparam/weight": w, "hparam/bias": b}
         hparams = {"lr": lr, "steps": steps, "seed": int(self.job.ctx["seed"]), "device": str(self.job.device)}
-        if self._do(writer.add_hparams, hparams, metrics, name="hparams", global_step=steps):
+        if self._do(writer.add_hparams, hparams, metrics, name="hparams", global_step=steps, kind="hparams"):
             record = self._record("torch/hparams")
             record["hparams"] = True
+            record["hparams_metrics"] = sorted(metrics)
             for tag, value in metrics.items():
                 record["scalars"][tag] = [[steps, value]]
+
+    def image(self, x, y, w, b, steps):
+        """The fitted line over the data, drawn into a small RGB array (CHW), into every run."""
+        try:
+            picture = fit_picture(x.detach().cpu().reshape(-1).tolist(), y.detach().cpu().reshape(-1).tolist(), w, b)
+        except Exception as exc:
+            self.kind_errors["images"] = kind_error("images", exc, self.job.out["versions"])
+            return
+        for run, writer in list(self.writers.items()):
+            if self._do(writer.add_image, "fit", picture, steps, kind="images"):
+                self._record(run)["images"]["fit"] = list(picture.shape[1:]) + [picture.shape[0]]
 
     def close(self):
         for writer in self.writers.values():
@@ -292,9 +319,54 @@ class Logger:
 
     def summary(self):
         scalars = sum(len(p) for r in self.written.values() for p in r["scalars"].values())
-        kinds = [k for k in ("histograms", "text") if any(r[k] for r in self.written.values())]
-        kinds += [k for k in ("graph", "hparams") if any(r[k] for r in self.written.values())]
-        return "%d scalar points, %s into runs %s" % (scalars, ", ".join(kinds), ", ".join(sorted(self.written)))
+        kinds = [k for k in ("histograms", "images", "text", "graph", "hparams")
+                 if any(r[k] for r in self.written.values())]
+        text = "%d scalar points, %s into runs %s" % (scalars, ", ".join(kinds), ", ".join(sorted(self.written)))
+        if self.kind_errors:
+            text += "; not written: " + ", ".join(sorted(self.kind_errors))
+        return text
+
+
+def kind_error(kind, exc, versions):
+    """(detail, fix) for an optional summary kind that could not be written."""
+    text = first_line(exc)
+    torch_version = versions.get("torch") or "?"
+    if kind == "images":
+        pillow = distribution_version("pillow")
+        if isinstance(exc, ImportError) and "PIL" in str(exc) and pillow is None:
+            return {"detail": "add_image needs Pillow, which is not installed (%s)" % text,
+                    "fix": pip_install("pillow")}
+        if "ANTIALIAS" in str(exc):  # removed in Pillow 10; tensorboardX < 2.6 still uses it
+            return {"detail": "add_image: tensorboardX %s uses Image.ANTIALIAS, which Pillow %s no longer has (%s)"
+                    % (versions.get("tensorboardX"), pillow, text),
+                    "fix": pip_install("tensorboardX>=2.6") + "  (or: " + pip_install("pillow<10") + ")"}
+        if isinstance(exc, ImportError) and "PIL" in str(exc):
+            return {"detail": "add_image: Pillow %s is installed but cannot be loaded by Python %s (%s)"
+                    % (pillow, sys.version.split()[0], text),
+                    "fix": command(sys.executable, "-m", "pip", "install", "--force-reinstall", "pillow")}
+        return {"detail": "add_image failed (Pillow %s): %s" % (pillow, text), "fix": check_fix()}
+    if kind == "graph":
+        if os.environ.get("PYTORCH_JIT") == "0":
+            return {"detail": "add_graph cannot trace the model: PYTORCH_JIT=0 turns torch.jit.trace off "
+                              "(torch %s: %s)" % (torch_version, text),
+                    "fix": "unset PYTORCH_JIT (it disables the tracer add_graph uses)"}
+        return {"detail": "add_graph cannot trace the model (torch %s): %s" % (torch_version, text),
+                "fix": "trace it yourself with torch.jit.trace(model, example) to see where; "
+                       "pass example inputs as tensors (add_graph cannot trace other inputs)"}
+    if kind == "histograms":
+        return {"detail": "add_histogram failed (NumPy %s): %s" % (distribution_version("numpy"), text),
+                "fix": check_fix()}
+    if kind == "hparams":
+        return {"detail": "add_hparams failed: %s" % text, "fix": check_fix()}
+    return {"detail": "add_%s failed: %s" % (kind, text), "fix": check_fix()}
+
+
+def distribution_version(name):
+    try:
+        from importlib import metadata
+        return metadata.version(name)
+    except Exception:
+        return None
 
 
 def gpu_extras(torch, device):

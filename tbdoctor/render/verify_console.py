@@ -17,7 +17,7 @@ from rich.text import Text
 
 from tbdoctor.findings import quote_command
 from tbdoctor.render.console import _glyphs
-from tbdoctor.verify.result import PASS, REFERENCE, Outcome
+from tbdoctor.verify.result import FAIL, PASS, REFERENCE, STAGES, Outcome
 
 
 def header(target: dict, console: Console, version: str) -> None:
@@ -59,6 +59,10 @@ def render(outcome: Outcome, console: Console, verbose: bool = False, serving: b
         console.print(Text(f"  $ {outcome.distributed['multi_node_command']}", style="cyan"))
     for note in outcome.notes if verbose else ():
         console.print(Text(note, style="dim"))
+    if outcome.kinds:
+        console.print()
+        for line, style in kind_lines(outcome, glyph):
+            console.print(Text(line, style=style))
     console.print()
     console.print(Text(f"Logdir: {outcome.run_dir}" + ("" if outcome.logdir_kept else
                                                         " (removed on exit; pass --keep or --logdir to keep it)")))
@@ -83,19 +87,37 @@ def tensorboard_command(outcome: Outcome) -> str:
     return quote_command(argv + ["--logdir", outcome.run_dir, "--host", "127.0.0.1"])
 
 
+_HEADS = {"written": "written", "read_back": "read back", "served": "served", "shown": "shown"}
+
+
+def kind_lines(outcome: Outcome, glyph: dict) -> list[tuple[str, str]]:
+    """The per-kind table (kind, then one mark per stage: pass, fail, or - not reached), and each failure's cause."""
+    marks = {PASS: glyph["ok"], FAIL: glyph["error"], None: "-"}
+    width = max(len("Summary kind"), *(len(k) for k in outcome.kinds)) + 2
+    heads = [_HEADS[s] for s in STAGES]
+    lines = [("Summary kind".ljust(width) + "  ".join(heads), "bold")]
+    for name, kind in outcome.kinds.items():
+        cells = [marks.get(getattr(kind, s), "-").ljust(len(h)) for s, h in zip(STAGES, heads)]
+        style = "red" if kind.failed_stage else ("green" if kind.last() == PASS else "dim")
+        lines.append(((name.ljust(width) + "  ".join(cells)).rstrip(), style))
+    arrow = "→" if glyph["ok"] != "+" else "->"
+    for kind in outcome.failed_kinds():
+        if kind.detail:
+            lines.append((f"  {kind.name}: {kind.detail}", "red"))
+            lines.append((f"    {arrow} {kind.fix}", ""))
+    return lines
+
+
 def _verdict(outcome: Outcome, console: Console, glyph: dict) -> None:
     failure = outcome.first_failure()
+    failed_phase = any(p.status == FAIL for p in outcome.all_phases())
+    if failure is not None and not failed_phase:  # every phase passed; an optional kind failed
+        names = ", ".join(f"{k.name} (not {_HEADS[k.failed_stage]})" for k in outcome.failed_kinds())
+        console.print(Text(f"{glyph['error']} Scalars verified ({_reached(outcome)}), but summary kinds failed: {names}",
+                           style="red"))
+        return
     if failure is None and outcome.passed:
-        status = {p.name: p.status for p in outcome.phases}
-        if status.get("browser") == PASS:
-            what = "TensorBoard draws the loss curve in a browser"
-        elif status.get("server") == PASS:
-            what = "TensorBoard serves what was written"
-        elif status.get("readback") == PASS:
-            what = "the event files read back exactly"
-        else:
-            what = "training worked (nothing was logged)"
-        console.print(Text(f"{glyph['ok']} Verified: the job trained, {what}", style="green"))
+        console.print(Text(f"{glyph['ok']} Verified: the job trained, {_reached(outcome)}", style="green"))
         return
     if failure is None:
         console.print(Text(f"{glyph['error']} Not verified: the training phase did not run", style="red"))
@@ -104,6 +126,18 @@ def _verdict(outcome: Outcome, console: Console, glyph: dict) -> None:
     console.print(Text(f"{glyph['error']} Failed in the {failure.name} phase: {failure.detail}", style="red"))
     if failure.fix:
         console.print(Text(f"  {arrow} {failure.fix}"))
+
+
+def _reached(outcome: Outcome) -> str:
+    """How far the scalars got: the furthest phase that passed."""
+    status = {p.name: p.status for p in outcome.phases}
+    if status.get("browser") == PASS:
+        return "TensorBoard draws the loss curve in a browser"
+    if status.get("server") == PASS:
+        return "TensorBoard serves what was written"
+    if status.get("readback") == PASS:
+        return "the event files read back exactly"
+    return "training worked (nothing was logged)"
 
 
 def curve_lines(points: list[tuple[int, float]], width: int = 60, height: int = 8, ascii_only: bool = False) -> list[str]:

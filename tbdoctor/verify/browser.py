@@ -6,17 +6,23 @@ Chrome already on the machine (``$TBDOCTOR_BROWSER``, ``chromium``,
 browsers); nothing is downloaded. The page must list every run verify wrote,
 show a ``loss`` chart that drew a line for each run that logged a loss, and log
 no JavaScript errors. A PNG of the scalars dashboard is saved in the run
-directory. The blank page of a JavaScript bundle served with the wrong
+directory. Then the images dashboard must show each image written at its size,
+and the histograms dashboard each histogram written with one slice per step
+(their own screenshots beside). The blank page of a JavaScript bundle served with the wrong
 Content-Type, "No dashboards are active" and a page that never loads are each
 recognised with their fix. Runs in tbdoctor's own interpreter, not the target.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 from tbdoctor.verify.result import FAIL, PASS, SKIPPED, Phase
 
@@ -26,6 +32,30 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 ENABLE = ("no headless browser to open TensorBoard's page: to enable this phase, "
           "`pip install 'tbdoctor[browser]'` and install Chromium (e.g. `apt-get install chromium`)")
 SCREENSHOT = "tensorboard-scalars.png"
+KIND_SCREENSHOT = "tensorboard-{kind}.png"
+# Every <img> the page shows, through the shadow DOM: [src, natural width, natural height].
+_IMAGES = """() => {
+  const out = [];
+  const walk = root => root.querySelectorAll('*').forEach(e => {
+    if (e.tagName === 'IMG' && e.complete) out.push([e.src, e.naturalWidth, e.naturalHeight]);
+    if (e.shadowRoot) walk(e.shadowRoot);
+  });
+  walk(document);
+  return out;
+}"""
+# Every histogram card the page shows: [run, tag, slices drawn (one per step)].
+_HISTOGRAMS = """() => {
+  const out = [];
+  const walk = root => root.querySelectorAll('*').forEach(e => {
+    if (e.tagName === 'TF-HISTOGRAM-LOADER') {
+      const chart = e.shadowRoot && e.shadowRoot.querySelector('vz-histogram-timeseries');
+      out.push([e.run, e.tag, chart && chart.shadowRoot ? chart.shadowRoot.querySelectorAll('g.histogram').length : 0]);
+    }
+    if (e.shadowRoot) walk(e.shadowRoot);
+  });
+  walk(document);
+  return out;
+}"""
 # The scalars dashboard with only the loss chart, unsmoothed.
 FRAGMENT = "scalars&tagFilter=%5Eloss%24&_smoothingWeight=0"
 WRONG_TYPE_FIX = ("the system's MIME table maps .js to text/plain (on Windows the registry key "
@@ -91,8 +121,10 @@ def _missing(seen: dict, runs: list[str], loss_runs: list[str]) -> str:
     return ""
 
 
-def phase(url: str, written: dict, run_dir: str, timeout: float) -> tuple[Phase, str]:
-    """Open the page and judge it; returns the phase and the screenshot path ('' if none)."""
+def phase(url: str, written: dict, run_dir: str, timeout: float,
+          shown: dict | None = None) -> tuple[Phase, str]:
+    """Open the page and judge it; returns the phase and the screenshot path ('' if none).
+    ``shown`` (when given) gets, per other summary kind looked at, '' or what the page lacks."""
     start = time.monotonic()
     try:
         from playwright.sync_api import Error as PlaywrightError, sync_playwright
@@ -114,6 +146,12 @@ def phase(url: str, written: dict, run_dir: str, timeout: float) -> tuple[Phase,
                              "at a Chromium or Chrome that starts headless, or pass --no-browser"), ""
             try:
                 phase, shot = _look(context, url, written, run_dir, timeout, start, PlaywrightError)
+                for kind, what in (("images", "every image at its size"),
+                                   ("histograms", "every histogram, a slice per step")):
+                    if phase.status == PASS and shown is not None and _WANTED[kind](written):
+                        shown[kind] = _look_kind(context.pages[0], kind, written, run_dir,
+                                                 start + timeout - time.monotonic(), PlaywrightError)
+                        phase.detail += f"; the {kind} dashboard drew {what}" if not shown[kind] else "; " + shown[kind]
             finally:
                 context.close()
             if phase.status == PASS:
@@ -197,6 +235,64 @@ def _look(context, url: str, written: dict, run_dir: str, timeout: float, start:
                     f"open {url} in a browser and look at its console")
     return done(PASS, f"drew the loss curve of runs {', '.join(loss_runs)} on the scalars "
                 f"dashboard; {len(runs)} runs listed, no JavaScript errors")
+
+
+def _wanted_images(written: dict) -> dict:
+    """(run, tag) -> (width, height) of every image verify wrote."""
+    return {(run, tag): (size[1], size[0]) for run, rec in written.items() for tag, size in rec.get("images", {}).items()}
+
+
+def _image_key(src: str) -> tuple:
+    """(run, tag) of an individualImage URL (its blob_key is base64 JSON: [experiment, run, tag, step, index])."""
+    key = urllib.parse.parse_qs(urllib.parse.urlparse(src).query).get("blob_key", [""])[0]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)))
+        return data[1], data[2]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return ()
+
+
+def _wanted_histograms(written: dict) -> dict:
+    """(run, tag) -> number of steps of every histogram verify wrote."""
+    return {(run, tag): len(points) for run, rec in written.items()
+            for tag, points in rec.get("histogram_counts", {}).items()}
+
+
+_WANTED = {"images": _wanted_images, "histograms": _wanted_histograms}
+
+
+def _drawn(page, kind: str) -> dict:
+    """(run, tag) -> what the dashboard draws: (width, height) of an image, slices of a histogram."""
+    if kind == "images":
+        return {_image_key(src): (w, h) for src, w, h in page.evaluate(_IMAGES) if "individualImage" in src}
+    return {(run, tag): slices for run, tag, slices in page.evaluate(_HISTOGRAMS)}
+
+
+def _describe(kind: str, value) -> str:
+    return f"{value[0]}x{value[1]}" if kind == "images" else f"{value} slices"
+
+
+def _look_kind(page, kind: str, written: dict, run_dir: str, timeout: float, error_type) -> str:
+    """A kind's dashboard draws everything written ('' when it does, else what it does not)."""
+    wanted = _WANTED[kind](written)
+    tags = "|".join(sorted({re.escape(tag) for _run, tag in wanted}))
+    missing, deadline = f"the {kind} dashboard was not opened", time.monotonic() + max(timeout, 5.0)
+    try:  # a tag filter: the dashboard renders filtered cards at once, not as they scroll into view
+        page.evaluate("fragment => { location.hash = fragment; }",
+                      f"{kind}&tagFilter={urllib.parse.quote(f'^({tags})$')}")
+        while True:
+            drawn = _drawn(page, kind)
+            missing = next((f"run {run}: {kind[:-1]} {tag} " + (
+                f"is drawn as {_describe(kind, drawn[(run, tag)])}, {_describe(kind, value)} written"
+                if (run, tag) in drawn else "is not drawn")
+                for (run, tag), value in sorted(wanted.items()) if drawn.get((run, tag)) != value), "")
+            if not missing or time.monotonic() >= deadline:
+                break
+            page.wait_for_timeout(250)
+        page.screenshot(path=os.path.join(run_dir, KIND_SCREENSHOT.format(kind=kind)))
+    except error_type as exc:
+        return f"the {kind} dashboard: {missing} ({_first_line(exc)})"
+    return missing and f"the {kind} dashboard: {missing}"
 
 
 def _first_line(exc) -> str:

@@ -109,7 +109,8 @@ def from_report(data: dict) -> JobRun:
     return JobRun(framework, phases, device=data.get("device", ""), params=data.get("params"),
                   final_loss=data.get("final_loss"), steps=data.get("steps", 0),
                   versions=data.get("versions", {}), written=data.get("written", {}),
-                  gpu=data.get("gpu"), notes=list(data.get("notes", [])))
+                  gpu=data.get("gpu"), notes=list(data.get("notes", [])),
+                  kind_errors=dict(data.get("kind_errors") or {}))
 
 
 def job_source(framework: str) -> str:

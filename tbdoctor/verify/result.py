@@ -41,6 +41,44 @@ class Phase:
         return data
 
 
+STAGES = ("written", "read_back", "served", "shown")
+STAGE_PHASE = {"written": "log", "read_back": "readback", "served": "server", "shown": "browser"}
+
+
+@dataclass
+class KindResult:
+    """One summary kind through the stages; a stage not reached stays ``None``."""
+
+    name: str
+    written: str | None = None
+    read_back: str | None = None
+    served: str | None = None
+    shown: str | None = None
+    detail: str = ""  # why the failed stage failed
+    fix: str = ""
+    runs: list[str] = field(default_factory=list)
+
+    def last(self) -> str | None:
+        """The status of the last stage reached."""
+        reached = [getattr(self, s) for s in STAGES if getattr(self, s) is not None]
+        return reached[-1] if reached else None
+
+    def fail(self, stage: str, detail: str, fix: str) -> None:
+        setattr(self, stage, FAIL)
+        self.detail, self.fix = detail, fix
+
+    @property
+    def failed_stage(self) -> str | None:
+        return next((s for s in STAGES if getattr(self, s) == FAIL), None)
+
+    def to_dict(self) -> dict:
+        data = {s: getattr(self, s) for s in STAGES}
+        data["runs"] = self.runs
+        if self.detail:
+            data.update(detail=self.detail, fix=self.fix)
+        return data
+
+
 @dataclass
 class JobRun:
     """One framework's training job, as the target reported it."""
@@ -55,6 +93,7 @@ class JobRun:
     written: dict = field(default_factory=dict)  # run -> {"scalars": {tag: [[step, value]]}, ...}
     gpu: dict | None = None
     notes: list[str] = field(default_factory=list)
+    kind_errors: dict = field(default_factory=dict)  # kind -> {"detail", "fix"}: not written
 
     def to_dict(self) -> dict:
         data = {"device": self.device, "params": self.params, "final_loss": self.final_loss,
@@ -80,6 +119,10 @@ class Outcome:
     distributed: dict | None = None
     notes: list[str] = field(default_factory=list)
     logdir_kept: bool = True  # False: a temporary logdir, removed when verify exits
+    kinds: dict[str, KindResult] = field(default_factory=dict)  # per summary kind
+
+    def failed_kinds(self) -> list[KindResult]:
+        return [k for k in self.kinds.values() if k.failed_stage]
 
     def all_phases(self) -> list[Phase]:
         return [p for job in self.jobs for p in job.phases] + self.phases
@@ -87,10 +130,15 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return all(p.status != FAIL for p in self.all_phases()) and any(
-            p.status == PASS for p in self.all_phases() if p.name == "train")
+            p.status == PASS for p in self.all_phases() if p.name == "train") and not self.failed_kinds()
 
     def first_failure(self) -> Phase | None:
-        return next((p for p in self.all_phases() if p.status == FAIL), None)
+        """The first failed phase; else the first failed summary kind, as a phase of its stage."""
+        failed = next((p for p in self.all_phases() if p.status == FAIL), None)
+        if failed is None and self.failed_kinds():
+            kind = self.failed_kinds()[0]
+            failed = Phase(STAGE_PHASE[kind.failed_stage], FAIL, 0.0, kind.detail, kind.fix)
+        return failed
 
     def primary(self) -> JobRun | None:
         return self.jobs[0] if self.jobs else None
@@ -114,8 +162,12 @@ class Outcome:
             "runs": self.runs,
             "notes": self.notes + [n for job in self.jobs for n in job.notes],
         }
+        if self.kinds:
+            data["kinds"] = {name: kind.to_dict() for name, kind in self.kinds.items()}
         if failure is not None:
             data["failure"] = {"phase": failure.name, "reason": failure.detail, "fix": failure.fix}
+            if not any(p.status == FAIL for p in self.all_phases()):
+                data["failure"]["kind"] = self.failed_kinds()[0].name
         if self.url:
             data["url"] = self.url
         if self.screenshot:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from tbdoctor.target import Target
-from tbdoctor.verify import job, readback, server as server_mod
+from tbdoctor.verify import job, kinds as kinds_mod, readback, server as server_mod
 from tbdoctor.verify.result import FAIL, PASS, SKIPPED, Outcome, Phase
 
 
@@ -73,6 +73,7 @@ def verify(target: Target, options: Options,
         outcome.jobs.append(run)
 
     written = {run: rec for j in outcome.jobs for run, rec in j.written.items()}
+    outcome.kinds = kinds_mod.from_jobs(outcome.jobs)
     logged = any(p.name == "log" and p.status == PASS for p in outcome.all_phases())
     found = None
     if written and logged:
@@ -86,6 +87,10 @@ def verify(target: Target, options: Options,
         _announce(listen, [back])
     outcome.phases.append(back)
     outcome.curve = _curve(found, outcome)
+    kinds_mod.phase_stage(outcome.kinds, "read_back", back.status)
+    if back.status == PASS and found:
+        kinds_mod.judge(outcome.kinds, "read_back", kinds_mod.read_back(written, found),
+                        "the event files do not hold what was written: check the disk and rerun", written)
 
     live = None
     if not options.server:
@@ -104,8 +109,12 @@ def verify(target: Target, options: Options,
                 return phase
             phase = _timed(listen, "server", serve)
             outcome.phases.append(phase)
+            kinds_mod.phase_stage(outcome.kinds, "served", phase.status)
             if phase.status == PASS:
-                outcome.phases.append(_browser(listen, options, live.url, written, run_dir, outcome))
+                _serve_kinds(live, written, outcome, options.server_timeout)
+                browser = _browser(listen, options, live.url, written, run_dir, outcome)
+                kinds_mod.phase_stage(outcome.kinds, "shown", browser.status)
+                outcome.phases.append(browser)
             keep = options.serve and phase.status == PASS
             if keep:
                 outcome.url = live.url
@@ -123,6 +132,17 @@ def verify(target: Target, options: Options,
     return outcome, live
 
 
+KIND_GRACE = 5.0  # s a plugin may lag behind the scalars TensorBoard already serves from the same files
+
+
+def _serve_kinds(live: server_mod.Server, written: dict, outcome: Outcome, wait: float) -> None:
+    """Ask each plugin for the kinds that read back (the scalars are the server phase's)."""
+    ready = [k for k, r in outcome.kinds.items() if k != "scalars" and r.read_back == PASS]
+    problems = server_mod.check_kinds(live, written, ready, min(wait, KIND_GRACE))
+    kinds_mod.judge({k: outcome.kinds[k] for k in ready}, "served", {k: p for k, p in problems.items() if p},
+                    f"open {live.url} and look at that dashboard; check the tensorboard version's plugins", written)
+
+
 def _browser(listen: job.Listener, options: Options, url: str, written: dict, run_dir: str,
              outcome: Outcome) -> Phase:
     """The browser phase: skipped on purpose, skipped without a browser, or run."""
@@ -130,10 +150,18 @@ def _browser(listen: job.Listener, options: Options, url: str, written: dict, ru
         return Phase("browser", SKIPPED, detail="--no-browser")
     from tbdoctor.verify import browser
 
+    shown: dict[str, str] = {}
+
     def look() -> Phase:
-        phase, outcome.screenshot = browser.phase(url, written, run_dir, options.server_timeout)
+        phase, outcome.screenshot = browser.phase(url, written, run_dir, options.server_timeout, shown)
         return phase
-    return _timed(listen, "browser", look)
+    phase = _timed(listen, "browser", look)
+    for kind, problem in shown.items():
+        result = outcome.kinds.get(kind)
+        if result is not None and result.last() == PASS:
+            kinds_mod.judge({kind: result}, "shown", {kind: problem} if problem else {},
+                            f"open {url}#{kind} yourself", written)
+    return phase
 
 
 def _curve(found: dict | None, outcome: Outcome) -> list[tuple[int, float]]:
