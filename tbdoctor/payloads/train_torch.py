@@ -13,6 +13,7 @@ class Job(PhaseLog):
     def __init__(self, ctx):
         PhaseLog.__init__(self)
         self.ctx = ctx
+        self.started = time.perf_counter()
         self.rank = int(os.environ.get("RANK", "0")) if ctx.get("distributed") else 0
         self.world = int(os.environ.get("WORLD_SIZE", "1")) if ctx.get("distributed") else 1
         self.out = {"framework": "torch", "rank": self.rank, "world_size": self.world,
@@ -185,10 +186,29 @@ class Job(PhaseLog):
     def gather(self, w, b):
         import torch.distributed as dist
         got = [None] * self.world
-        dist.all_gather_object(got, {"rank": self.rank, "weight": w, "bias": b})
+        dist.all_gather_object(got, {"rank": self.rank, "weight": w, "bias": b, "node": self.node_facts()})
         spread = max(max(g["weight"] for g in got) - min(g["weight"] for g in got),
                      max(g["bias"] for g in got) - min(g["bias"] for g in got))
         return {"backend": dist.get_backend(), "world_size": self.world, "ranks": got, "max_spread": spread}
+
+    def node_facts(self):
+        """What this rank's machine is, for the per-node table (multi-node verify)."""
+        import socket
+        torch, env = self.torch, os.environ
+        try:
+            nccl = ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else None
+        except Exception:
+            nccl = None
+        try:
+            address = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            address = None
+        return {"hostname": socket.gethostname(), "address": address, "group_rank": int(env.get("GROUP_RANK", "0")),
+                "local_rank": int(env.get("LOCAL_RANK", "0")), "torch": torch.__version__,
+                "cuda": torch.version.cuda, "nccl": nccl, "gloo": bool(torch.distributed.is_gloo_available()),
+                "device": str(self.device), "python": "%d.%d.%d" % sys.version_info[:3],
+                "interface": env.get("NCCL_SOCKET_IFNAME") or env.get("GLOO_SOCKET_IFNAME") or "",
+                "seconds": round(time.perf_counter() - self.started, 3)}
 
 
 class Logger:

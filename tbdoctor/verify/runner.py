@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from tbdoctor.target import Target
-from tbdoctor.verify import job, readback, server as server_mod
+from tbdoctor.verify import job, multinode, readback, server as server_mod
 from tbdoctor.verify.result import FAIL, PASS, SKIPPED, Outcome, Phase
 
 
@@ -34,6 +34,7 @@ class Options:
     seed: int | None = None
     distributed: bool = False
     nproc: int = 2
+    nodes: multinode.Nodes | None = None  # --nnodes ... or the launcher's environment
     browser: bool = True
 
 
@@ -66,7 +67,7 @@ def verify(target: Target, options: Options,
         if framework == "torch" and options.distributed:
             ctx = job.context(run_dir, values, distributed=True, backend="auto")
             run, distributed_phase, outcome.distributed = job.run_distributed(
-                target, ctx, options.nproc, options.timeout, listen)
+                target, ctx, options.nproc, options.timeout, listen, options.nodes)
         else:
             run = job.run_single(target, framework, job.context(run_dir, values), options.timeout, listen)
         _announce(listen, run.phases)

@@ -1,0 +1,120 @@
+"""`tbdoctor verify --distributed` across nodes, on torchrun's c10d rendezvous:
+two real `tbdoctor` processes meet over 127.0.0.1 with gloo, and the classic
+multi-node failures are produced for real and named."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import _BOOT, clean_env
+from tbdoctor.verify import multinode
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def node_argv(python, tmp_path, rank: int, endpoint: str, *extra: str) -> list[str]:
+    return [sys.executable, "-c", _BOOT, "verify", "--json", "--python", str(python), "--logdir",
+            str(tmp_path / f"node{rank}"), "--distributed", "--nproc", "1", "--nnodes", "2", "--node-rank", str(rank),
+            "--rdzv-endpoint", endpoint, "--no-server", "--no-browser", *extra]
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, dict]:
+    out, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err, err
+    return proc.returncode, json.loads(out)
+
+
+def distributed(report: dict) -> dict:
+    return next(p for p in report["phases"] if p["name"] == "distributed")
+
+
+def test_two_nodes_meet_over_loopback_and_agree(stack_env, tmp_path):
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [subprocess.Popen(node_argv(stack_env.python, tmp_path, rank, endpoint, "--rdzv-timeout", "60"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+             for rank in (1, 0)]  # the joining node first: it waits for node 0's store
+    (code1, one), (code0, zero) = finish(nodes[0]), finish(nodes[1])
+    assert (code0, code1) == (0, 0), (zero.get("failure"), one.get("failure"))
+    for report in (zero, one):
+        assert distributed(report)["status"] == "pass" and "2 ranks on 2 nodes" in distributed(report)["detail"]
+        table = report["distributed"]["nodes"]
+        assert [row["group_rank"] for row in table] == [0, 1] and sorted(r for row in table for r in row["ranks"]) == [0, 1]
+        assert {row["torch"] for row in table} == {"2.13.0+cpu"} and all(row["gloo"] for row in table)
+        assert report["distributed"]["endpoint"] == endpoint and report["distributed"]["world_size"] == 2
+    assert zero["distributed"]["nodes"] == one["distributed"]["nodes"]  # one table, gathered by all_gather_object
+    writers = [r for r in (zero, one) if any(p["name"] == "readback" and p["status"] == "pass" for p in r["phases"])]
+    assert len(writers) == 1  # global rank 0's node alone wrote and read back the event files
+    # the comparison rule on these real gathered rows: a node with another torch is named
+    table = [dict(row) for row in zero["distributed"]["nodes"]]
+    table[1]["torch"] = "2.12.0+cpu"
+    found = multinode.node_problems(table, 2)
+    assert [p["id"] for p in found] == ["distributed.version-mismatch"]
+    assert "torch differs across nodes" in found[0]["detail"] and "node 1 (" in found[0]["detail"]
+
+
+def test_nobody_listening_on_the_endpoint_is_named(stack_env, tmp_path):
+    endpoint = f"127.0.0.1:{free_port()}"
+    code, report = finish(subprocess.Popen(node_argv(stack_env.python, tmp_path, 1, endpoint, "--rdzv-timeout", "2"),
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()))
+    assert code == 1
+    assert [p["id"] for p in report["distributed"]["problems"]] == ["distributed.endpoint-unreachable"]
+    assert f"could not reach the rendezvous at {endpoint} within 2s" in report["failure"]["reason"]
+    assert "start node rank 0 first" in report["failure"]["fix"]
+
+
+def test_a_node_that_never_starts_is_named(stack_env, tmp_path):
+    code, report = finish(subprocess.Popen(
+        node_argv(stack_env.python, tmp_path, 0, f"127.0.0.1:{free_port()}", "--rdzv-timeout", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()))
+    assert code == 1
+    assert [p["id"] for p in report["distributed"]["problems"]] == ["distributed.node-missing"]
+    assert "node rank 1 (or one of them) never joined" in report["failure"]["reason"]
+
+
+def test_socket_interface_the_node_lacks_stops_before_launch(stack_env, tmp_path):
+    code, report = finish(subprocess.Popen(
+        node_argv(stack_env.python, tmp_path, 0, f"127.0.0.1:{free_port()}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env(NCCL_SOCKET_IFNAME="ib7", GLOO_SOCKET_IFNAME="lo")))
+    assert code == 1
+    assert [p["id"] for p in report["distributed"]["problems"]] == ["distributed.interface-missing"]
+    assert "NCCL_SOCKET_IFNAME=ib7 names 'ib7', which this node" in report["failure"]["reason"]
+    assert distributed(report)["seconds"] == 0  # nothing launched
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1)")
+def test_hostname_resolving_to_127_0_1_1_is_named(stack_env, tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n")
+    argv = node_argv(stack_env.python, tmp_path, 1, "192.0.2.10:29400")  # TEST-NET-1: another machine
+    script = f'mount --bind "$0" /etc/hosts && exec "$@"'
+    proc = subprocess.run(["unshare", "-r", "-m", "--propagation", "private", "sh", "-c", script, str(hosts), *argv],
+                          capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [p["id"] for p in report["distributed"]["problems"]] == ["distributed.hostname-loopback"]
+    assert f"hostname {socket.gethostname()!r} resolves to 127.0.1.1" in report["failure"]["reason"]
+
+
+def test_launcher_environment_supplies_the_nodes():
+    slurm = {"SLURM_NNODES": "4", "SLURM_NODEID": "2", "SLURM_JOB_ID": "77", "SLURM_JOB_NODELIST": "gpu[03-06],cpu1"}
+    nodes = multinode.settings(None, None, None, None, 60.0, slurm)
+    if not shutil.which("scontrol"):
+        assert nodes.endpoint == "gpu03:29400"
+    assert (nodes.nnodes, nodes.node_rank, nodes.rdzv_id, nodes.source) == (4, 2, "77", "slurm")
+    kube = {"MASTER_ADDR": "job-master-0", "MASTER_PORT": "23456", "WORLD_SIZE": "2", "RANK": "1"}
+    nodes = multinode.settings(None, None, None, None, 60.0, kube)
+    assert (nodes.nnodes, nodes.node_rank, nodes.endpoint, nodes.source) == (2, 1, "job-master-0:23456", "environment")
+    assert "is_host=0" in nodes.rdzv_conf()
+    assert multinode.settings(None, None, None, None, 60.0, {}) is None
