@@ -118,3 +118,45 @@ def test_launcher_environment_supplies_the_nodes():
     assert (nodes.nnodes, nodes.node_rank, nodes.endpoint, nodes.source) == (2, 1, "job-master-0:23456", "environment")
     assert "is_host=0" in nodes.rdzv_conf()
     assert multinode.settings(None, None, None, None, 60.0, {}) is None
+
+
+def test_check_names_the_same_problems_without_a_job(stack_env, tmp_path):
+    """A cluster CI job's `check`: a host name mapped to 127.0.1.1 and a socket interface
+    the node lacks, with multi-node variables set (private mount namespace, own /etc/hosts)."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n")
+    env = clean_env(NCCL_SOCKET_IFNAME="=ib7", WORLD_SIZE="2", RANK="1", MASTER_ADDR="192.0.2.10")
+    argv = [sys.executable, "-c", _BOOT, "check", "--json", "--python", str(stack_env.python)]
+    proc = subprocess.run(["unshare", "-r", "-m", "--propagation", "private", "sh", "-c",
+                           'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *argv],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    found = {c["id"]: c for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("distributed.")}
+    assert found["distributed.interface-missing"]["status"] == "error"
+    assert "NCCL_SOCKET_IFNAME==ib7 names 'ib7'" in found["distributed.interface-missing"]["title"]
+    assert found["distributed.hostname-loopback"]["status"] == "warning"
+    assert "resolves to 127.0.1.1" in found["distributed.hostname-loopback"]["title"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--nnodes", "2", "--node-rank", "0"), "--nnodes needs --rdzv-endpoint"),
+    (("--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"), "--node-rank 2: give this node's rank, 0 to 1"),
+    (("--nnodes", "2", "--rdzv-endpoint", "h:1"), "--node-rank None"),
+    (("--nnodes", "2", "--node-rank", "1", "--rdzv-endpoint", "a b"), "expected HOST:PORT"),
+])
+def test_bad_node_flags_are_usage_errors(stack_env, args, message):
+    proc = subprocess.run([sys.executable, "-c", _BOOT, "verify", "--python", str(stack_env.python),
+                           "--distributed", *args], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    no_dist = subprocess.run([sys.executable, "-c", _BOOT, "verify", "--nnodes", "2"], capture_output=True,
+                             text=True, env=clean_env(), timeout=60)
+    assert no_dist.returncode == 2 and "--nnodes needs --distributed" in no_dist.stderr
+
+
+def test_loopback_host_name_alone_is_only_info():
+    from tbdoctor.rules import distributed as rule
+    facts = {"system": {"hostname": "node7", "network": {"hostname_address": "127.0.1.1", "interfaces": ["eth0", "lo"],
+                                                         "env": {"GLOO_SOCKET_IFNAME": "eth0"}}}}
+    assert [(f.id, f.status) for f in rule.network(facts)] == [("distributed.hostname-loopback", "info")]
+    facts["system"]["network"].update(hostname_address="10.1.2.3")
+    assert rule.network(facts) == []

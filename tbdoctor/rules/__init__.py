@@ -13,11 +13,12 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import (cuda, gpu, gpu_builds, gpu_health, integrity, jax, knowledge, numpy, pip, policy, python,
-                            pytorch, stack, tensorboard, tensorflow)
+from tbdoctor.rules import (cuda, distributed, gpu, gpu_builds, gpu_health, integrity, jax, knowledge, numpy, pip,
+                            policy, python, pytorch, stack, tensorboard, tensorflow)
 
 RULES = python.RULES + pip.RULES + gpu.RULES + gpu_health.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
-    + tensorboard.RULES + numpy.RULES + stack.RULES + integrity.RULES + gpu_builds.RULES + knowledge.RULES + policy.RULES
+    + tensorboard.RULES + numpy.RULES + stack.RULES + integrity.RULES + gpu_builds.RULES + knowledge.RULES \
+    + distributed.RULES + policy.RULES
 
 
 def probe_failures(facts: dict) -> list[Finding]:

@@ -3,8 +3,8 @@
 launching (interface names, a hostname that resolves to loopback), and what the
 gathered per-node facts say (a node that never joined, versions that differ).
 
-Pure except ``settings`` (may ask ``scontrol``) and ``local_problems`` (reads
-this machine's interfaces and name resolution).
+Pure except ``settings`` (may ask ``scontrol``), ``resolve_self``, ``interfaces``
+and ``local_problems`` (this machine's name resolution and interfaces).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tbdoctor.errors import UsageError
 
 DEFAULT_PORT = 29400
 IFNAME_VARS = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME")
+ENV_VARS = IFNAME_VARS + ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "SLURM_NNODES", "SLURM_NODEID")
 COMPARED = ("torch", "cuda", "nccl", "python")  # must be equal on every node
 
 
@@ -107,7 +108,7 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def interface_problems(env: dict, names: set[str]) -> list[dict]:
+def interface_problems(env: dict, names: set[str], hostname: str) -> list[dict]:
     """NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME naming an interface this node lacks.
     NCCL: comma-separated prefixes, ``=`` exact, ``^`` an exclusion list (not checked); gloo: exact names."""
     found = []
@@ -121,7 +122,7 @@ def interface_problems(env: dict, names: set[str]) -> list[dict]:
             if not (name in names if exact else any(n.startswith(name) for n in names)):
                 found.append(problem(
                     "distributed.interface-missing",
-                    f"{var}={value} names {name!r}, which this node ({socket.gethostname()}) does not have "
+                    f"{var}={value} names {name!r}, which this node ({hostname}) does not have "
                     f"(it has {', '.join(sorted(names))})",
                     f"set {var} to the interface that reaches the other nodes (see `ip -brief address`), or unset it"))
     return found
@@ -139,7 +140,7 @@ def loopback_problem(hostname: str, address: str | None, nodes: Nodes | None, en
         f"this node's hostname {hostname!r} resolves to {address}, a loopback address (an /etc/hosts line): "
         "torch.distributed advertises it to the other nodes, which cannot reach it",
         f"map {hostname} to the node's network address in /etc/hosts (replace the {address} line), "
-        "or set GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME to the network interface")
+        "or set GLOO_SOCKET_IFNAME to the network interface (gloo takes its address from the host name)")
 
 
 def resolve_self() -> tuple[str, str | None]:
@@ -150,12 +151,19 @@ def resolve_self() -> tuple[str, str | None]:
         return hostname, None
 
 
+def interfaces() -> set[str]:
+    try:
+        return {name for _index, name in socket.if_nameindex()}
+    except OSError:  # no such call on this platform
+        return set()
+
+
 def local_problems(nodes: Nodes, env: dict) -> list[dict]:
     """What stops this node before torchrun starts."""
-    found = interface_problems(env, {name for _index, name in socket.if_nameindex()})
     hostname, address = resolve_self()
+    found = interface_problems(env, interfaces(), hostname)
     loop = loopback_problem(hostname, address, nodes, env)
-    if loop and not any(env.get(v) for v in IFNAME_VARS):
+    if loop and not env.get("GLOO_SOCKET_IFNAME"):  # gloo takes its address from the host name
         found.append(loop)
     return found
 
