@@ -92,6 +92,8 @@ def _verdict(outcome: Outcome, console: Console, glyph: dict) -> None:
             what = "TensorBoard serves what was written"
         elif status.get("readback") == PASS:
             what = "the event files read back exactly"
+        elif (outcome.distributed or {}).get("nodes"):
+            what = "training worked on every node (the node of global rank 0 writes the event files)"
         else:
             what = "training worked (nothing was logged)"
         console.print(Text(f"{glyph['ok']} Verified: the job trained, {what}", style="green"))

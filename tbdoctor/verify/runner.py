@@ -83,7 +83,9 @@ def verify(target: Target, options: Options,
             return phase
         back = _timed(listen, "readback", read_back)
     else:
-        back = Phase("readback", SKIPPED, detail="nothing to read: no job logged its run")
+        why = ("nothing to read here: the node of global rank 0 writes and reads back the event files"
+               if (outcome.distributed or {}).get("nodes") else "nothing to read: no job logged its run")
+        back = Phase("readback", SKIPPED, detail=why)
         _announce(listen, [back])
     outcome.phases.append(back)
     outcome.curve = _curve(found, outcome)
