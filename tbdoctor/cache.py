@@ -19,7 +19,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from tbdoctor import __version__
+from tbdoctor import __version__, files
 from tbdoctor.probe import ENV_PREFIXES
 from tbdoctor.target import Target
 
@@ -32,13 +32,17 @@ def cache_dir() -> Path:
     if override:
         return Path(override)
     import platformdirs
-    return Path(platformdirs.user_cache_dir("tbdoctor")) / "facts"
+    return Path(platformdirs.user_cache_dir("tbdoctor")) / "facts"  # both parts created 0700 (files.private_dir)
 
 
 def _host_state() -> list[str]:
     """What the host probes depend on, cheaply: env, tools on PATH, driver version, cwd."""
     state = [__version__, os.getcwd()]
     state += [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)]
+    # How TensorBoard is reached (tensorboard probe's "reach"): whether these are set, not their values.
+    state += sorted(k for k in os.environ if k.startswith(("SSH_CONNECTION", "SSH_CLIENT", "JUPYTERHUB_",
+                                                              "TENSORBOARD_PROXY_URL", "KUBERNETES_SERVICE_HOST"))
+                    or k == "container")
     for tool in _TOOLS:
         found = shutil.which(tool)
         state.append(f"{tool}:{found}:{os.stat(found).st_mtime_ns if found else ''}")
@@ -71,7 +75,7 @@ def load(target: Target, key: str, probes: set[str]) -> tuple[dict, float] | Non
         return None
     age = time.time() - entry.get("stored_at", 0)
     facts = entry.get("facts") or {}
-    if entry.get("key") != key or not 0 <= age <= MAX_AGE or not probes <= set(facts.get("probes", {})):
+    if entry.get("fingerprint") != key or not 0 <= age <= MAX_AGE or not probes <= set(facts.get("probes", {})):
         return None
     return facts, age
 
@@ -82,9 +86,9 @@ def store(target: Target, key: str, facts: dict) -> None:
         return
     path = _entry(target)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        files.private_dir(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "stored_at": time.time(), "facts": facts}), encoding="utf-8")
+        files.write_json(tmp, {"fingerprint": key, "stored_at": time.time(), "facts": facts}, private=True)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
-from tbdoctor import __version__, tables
+from tbdoctor import __version__, redact, tables
 from tbdoctor.errors import EXIT_INTERNAL, EXIT_USAGE, ISSUES_URL, UsageError
 from tbdoctor.render import FORMATS
 
@@ -55,6 +57,8 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facts", metavar="FILE", help="re-run the rules on a saved snapshot instead of probing")
     p.add_argument("--verify", action="store_true",
                    help="then run the reference training job (tbdoctor verify); one combined exit code")
+    p.add_argument("--logdir", metavar="DIR",
+                   help="also read your event files in DIR with TensorBoard's loader (as `tbdoctor logdir`)")
 
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,7 +66,9 @@ def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the tbdoctor.verify/1 JSON object only")
     p.add_argument("-v", "--verbose", action="store_true", help="also show the job's notes and output")
     p.add_argument("--logdir", metavar="DIR",
-                   help="where the run directory goes (default: a fresh directory under the system temp dir)")
+                   help="where the run directory goes, kept (default: a fresh directory under the system temp dir, "
+                        "removed on exit)")
+    p.add_argument("--keep", action="store_true", help="keep the default logdir (under the system temp dir)")
     p.add_argument("--device", metavar="D", help="cuda, cuda:N, mps or cpu (default: the best available)")
     p.add_argument("--framework", choices=("torch", "tf", "all"), default="torch",
                    help="PyTorch + tensorboardX, TensorFlow + tf.summary, or both (default torch)")
@@ -138,6 +144,14 @@ def _setup_arguments(p: argparse.ArgumentParser) -> None:
     _source_arguments(p)
 
 
+def _logdir_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", metavar="DIR", help="the folder you give `tensorboard --logdir` (or an s3:// gs:// hdfs:// URL)")
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="print a tbdoctor.logdir/1 JSON object only")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show passing checks and details")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for reading (default 90)")
+
+
 def _compat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--driver", metavar="VERSION", help="NVIDIA driver version, e.g. 535.104.05")
     p.add_argument("--gpu", metavar="NAME", help='GPU product name, e.g. "RTX 5090" or "A100"')
@@ -179,6 +193,8 @@ COMMANDS = {
                _compat_arguments),
     "report": ("a redacted Markdown bug report: versions, hardware, findings", _report_arguments),
     "fleet": ("merge `check --json` reports of many machines: versions table, drift, policy", _fleet_arguments),
+    "logdir": ("read your event files with TensorBoard's own loader: runs, tags, steps, and why nothing shows",
+               _logdir_arguments),
     "verify": ("train the reference model in an environment and prove TensorBoard shows it", _verify_arguments),
 }
 
@@ -193,10 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(_signum, _frame):
+    raise KeyboardInterrupt  # `kill` cleans up (children, temporary folders, fix rollback) as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal gets '?' for ✓, never a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
+    redact.install(sys.argv[1:] if argv is None else argv)  # from here on, nothing printed carries a secret
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run(argv)
+    finally:
+        redact.flush()
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not args.command:

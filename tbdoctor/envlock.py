@@ -19,7 +19,8 @@ import time
 
 from tbdoctor.errors import UsageError
 from tbdoctor.facts import redact_text
-from tbdoctor.snapshot import STATE_ENV, private_dir, state_dir
+from tbdoctor.files import private_dir
+from tbdoctor.snapshot import STATE_ENV, state_dir
 
 try:
     import fcntl

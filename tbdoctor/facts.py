@@ -4,12 +4,12 @@ Facts are one JSON-serialisable dict. Top level: ``schema``, ``tbdoctor``,
 ``collected_at`` (ISO date), ``target``, ``probes`` (name -> run metadata) and
 one key per probe holding what it gathered (None when the probe failed).
 
-Redaction has two stages, one mechanism. ``redact`` runs when facts are
-collected: values of secret-named keys and URL credentials never enter a
-snapshot. ``Redactor`` runs on every output (all formats, ``report``): it also
+Redaction has two stages, one mechanism (redact.py). ``redact`` runs when
+facts are collected: no known secret or secret shape enters a snapshot.
+``Redactor`` runs on every output (all formats, ``report``): it also
 removes what is only sensitive when shown to others (the home directory,
 shown as ``~``; user and host names; GPU UUIDs) and any secret still present
-in hand-made or foreign facts. Leaf module apart from errors.
+in hand-made or foreign facts. Leaf module apart from errors and redact.
 """
 
 from __future__ import annotations
@@ -20,42 +20,28 @@ import re
 import socket
 from pathlib import Path
 
+from tbdoctor import redact as redact_mod
 from tbdoctor.errors import UsageError, read_text
 
 SCHEMA = "tbdoctor.facts/1"
-REDACTED = "<redacted>"
-
-# Environment variable names whose values are secrets.
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSWD|PWD$|API_?KEY|ACCESS_?KEY|PRIVATE|CREDENTIAL|AUTH|(^|_)KEY($|_)|SESSION|COOKIE", re.I)
-# user:password@ (or a bare token@) in any URL.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s:]+(:[^/@\s]*)?)@")
-
-
-def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) and name.upper() not in {"PWD", "OLDPWD"}
+REDACTED = redact_mod.REDACTED
+is_secret_name = redact_mod.is_secret_name
 
 
 def redact_text(text: str) -> str:
-    """Remove credentials embedded in URLs."""
-    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    """``text`` without secrets (redact.py: the environment's, and every known shape)."""
+    return redact_mod.text(text)
 
 
 def redact(value, key: str = ""):
-    """A copy of ``value`` with secret-named values and URL credentials removed."""
-    if isinstance(value, dict):
-        return {k: redact(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        if key and is_secret_name(key) and value:
-            return REDACTED
-        return redact_text(value)
-    return value
+    """A copy of ``value`` without secrets (values of secret-named keys go whole)."""
+    return redact_mod.value(value, key)
 
 
 def save(facts: dict, path: str) -> None:
     try:
-        Path(path).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from tbdoctor import files
+        files.write_json(path, facts, indent=2, sort_keys=True)
     except OSError as exc:
         raise UsageError(f"--save-facts {path}: cannot write ({exc.strerror or exc})") from None
 
@@ -78,12 +64,7 @@ def load(path: str) -> dict:
 # Any UUID, and GPU/MIG ids (NVML: GPU-<uuid>, MIG-<uuid>; old MIG ids: MIG-GPU-<uuid>/1/0, possibly cut short).
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
                    r"|(?<=GPU-)[0-9a-fA-F]{8}[0-9a-fA-F-]*|(?<=MIG-)[0-9a-fA-F]{8}[0-9a-fA-F-]*")
-# NAME=value where NAME looks like a secret (in details, command lines, env dumps).
-_ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=([^\s'\"&;,]+)")
-# ?token=... in a URL's query string.
-_QUERY_SECRET = re.compile(r"([?&][^=&\s#]*(?:token|secret|passw|key|auth|sig)[^=&\s#]*=)[^&\s#'\"]+", re.I)
 _IDENTITY_KEYS = {"hostname": "<host>", "user": "<user>"}  # the system probe's fields
-_MIN_LITERAL = 6  # shorter secret values are only redacted where their key says so
 _NAME_EDGE = "A-Za-z0-9_.-"  # characters that continue a user or host name
 # Service accounts and container defaults identify nobody, and replacing them as
 # words would mangle reports ("user site-packages"); their home folders still go.
@@ -104,7 +85,7 @@ class Redactor:
     def __init__(self, facts: dict | None = None, identities: bool = True):
         facts = facts or {}
         self.identities = identities
-        self.literals = sorted(_secret_literals(facts), key=len, reverse=True)
+        self.secrets = redact_mod.current().joined(_secret_literals(facts))
         system = facts.get("system") if isinstance(facts.get("system"), dict) else {}
         homes = {system.get("home"), _local(lambda: str(Path.home()))}
         users = {system.get("user"), _local(getpass.getuser)}
@@ -116,11 +97,7 @@ class Redactor:
                       for n, label in names]
 
     def text(self, text: str) -> str:
-        for literal in self.literals:
-            text = text.replace(literal, REDACTED)
-        text = redact_text(text)
-        text = _QUERY_SECRET.sub(lambda m: m[1] + REDACTED, text)
-        text = _ASSIGNMENT.sub(lambda m: f"{m[1]}={REDACTED}" if is_secret_name(m[1]) else m[0], text)
+        text = self.secrets.text(text)
         if self.identities:
             text = _UUID.sub(REDACTED, text)
             for home in self.homes:
@@ -171,7 +148,7 @@ def _replace_home(text: str, home: str) -> str:
 
 
 def _secret_literals(value, key: str = "") -> set[str]:
-    """Values of secret-named keys (and URL passwords) long enough to search for elsewhere."""
+    """Values of secret-named keys (and URL passwords, tokens) to search for elsewhere."""
     found: set[str] = set()
     if isinstance(value, dict):
         for k, v in value.items():
@@ -180,9 +157,7 @@ def _secret_literals(value, key: str = "") -> set[str]:
         for v in value:
             found |= _secret_literals(v)
     elif isinstance(value, str):
-        if key and is_secret_name(key) and len(value) >= _MIN_LITERAL and value != REDACTED:
+        if key and is_secret_name(key):
             found.add(value)
-        for m in _URL_CREDENTIALS.finditer(value):
-            user, _, password = m["cred"].partition(":")
-            found.update(s for s in (password or user,) if len(s) >= _MIN_LITERAL)
+        found |= redact_mod.found_in(value)
     return found

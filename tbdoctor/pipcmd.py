@@ -30,14 +30,19 @@ QUERY_TIMEOUT = 600.0
 _QUIET = {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONIOENCODING": "utf-8"}
 _DRY_RUN_PIP = Version("22.2")  # --dry-run --report
 _PYTHON_OPTION_PIP = Version("22.3")  # pip --python
+# What pip says when it cannot reach an index (as opposed to: nothing there fits).
+_UNREACHABLE = ("NewConnectionError", "ConnectTimeout", "ReadTimeout", "Max retries exceeded", "ProxyError",
+                "SSLError", "Network is unreachable", "Temporary failure in name resolution",
+                "Name or service not known", "Connection refused")
 
 
 class PipError(Exception):
     """pip could not do what was asked; ``tail`` is the end of what it said."""
 
-    def __init__(self, message: str, tail: str = ""):
+    def __init__(self, message: str, tail: str = "", unreachable: bool = False):
         super().__init__(message)
         self.tail = tail
+        self.unreachable = unreachable  # an index could not be reached, or pip ran out of time
 
 
 def source_options(index_url=None, extra_index_urls=(), find_links=(), constraints=(), no_index=False) -> tuple[str, ...]:
@@ -53,6 +58,35 @@ def source_options(index_url=None, extra_index_urls=(), find_links=(), constrain
         argv += ["--constraint", str(Path(path).absolute())]
     if no_index:
         argv.append("--no-index")
+    return tuple(argv)
+
+
+_CONFIG_OPTIONS = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+                   "constraint": "--constraint", "no-index": "--no-index"}
+
+
+def config_sources(python_facts: dict | None) -> tuple[str, ...]:
+    """pip's own configuration of package sources (config files and PIP_* variables, as the
+    python probe read them) as command-line options, for a tool that does not read it (uv)."""
+    py = python_facts or {}
+    values: dict[str, list[str]] = {}
+    config = dict((py.get("pip") or {}).get("config") or {})
+    config.update({"env." + k[4:].lower().replace("_", "-"): v for k, v in (py.get("environ") or {}).items()
+                   if k.startswith("PIP_")})
+    for key, value in sorted(config.items()):
+        option = _CONFIG_OPTIONS.get(key.rsplit(".", 1)[-1])
+        if option:
+            values.setdefault(option, [])
+            values[option] += [v for v in str(value).split() if v not in values[option]]
+    argv: list[str] = []
+    for option, items in values.items():
+        if option == "--no-index":
+            argv += [option] if any(v.lower() in ("1", "true", "yes", "on") for v in items) else []
+        elif option == "--index-url":
+            argv += [option, items[-1]]
+        else:
+            for item in items:
+                argv += [option, item]
     return tuple(argv)
 
 
@@ -125,15 +159,25 @@ class Pip:
         raise PipError(f"cannot ask pip what it would do: the target has {found} (a dry run needs pip >= 22.2) "
                        "and tbdoctor's own environment has no pip >= 22.3 to run for it")
 
-    def dry_run(self, packages, options=()) -> list[dict]:
+    def cannot_dry_run(self) -> str | None:
+        """Why no pip can answer a dry run for the target (None: one can)."""
+        try:
+            self._query_base()
+        except PipError as exc:
+            return str(exc)
+        return None
+
+    def dry_run(self, packages, options=(), timeout: float = QUERY_TIMEOUT) -> list[dict]:
         """What ``pip install`` would install: [{name, version, requires}]; PipError if it cannot resolve."""
         with tempfile.TemporaryDirectory(prefix="tbdoctor-dry-run-") as tmp:
             report = Path(tmp) / "report.json"
             argv = (self._query_base() + ["install", "--dry-run", "--quiet", "--report", str(report)]
                     + self._override() + list(self.sources) + list(options) + list(packages))
-            result = procs.run(argv, timeout=QUERY_TIMEOUT, env=dict(os.environ, **_QUIET))
+            result = procs.run(argv, timeout=timeout, env=dict(os.environ, **_QUIET))
             if not result.ok:
-                raise PipError(f"pip cannot install {' '.join(packages)} ({result.failure()})", errors_of(result))
+                unreachable = result.timed_out or any(s in result.stderr for s in _UNREACHABLE)
+                raise PipError(f"pip cannot install {' '.join(packages)} ({result.failure()})", errors_of(result),
+                               unreachable)
             try:
                 data = json.loads(report.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from tbdoctor.findings import ERROR, WARNING, Finding, Fix
 
 BOOTSTRAP, UNINSTALL, INSTALL = "pip-bootstrap", "pip-uninstall", "pip-install"
-_RUNNABLE = (BOOTSTRAP, UNINSTALL, INSTALL)
+RUNNABLE = (BOOTSTRAP, UNINSTALL, INSTALL)
 # Options that choose where packages come from: a group with one goes first,
 # and a project asked for there is installed from there only.
 _SOURCE_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index")
@@ -141,7 +141,7 @@ def build(findings: list[Finding], only: list[str] | None = None, torch_source: 
         reason = (finding.id, finding.title)
         waiting = False  # a manual action came first: the rest of this finding's fix waits for it
         for fix in finding.fixes:
-            if fix.kind not in _RUNNABLE or waiting:
+            if fix.kind not in RUNNABLE or waiting:
                 waiting = True
                 plan.manual.append(ManualStep(fix.kind, fix.command, finding.id, finding.title))
                 continue

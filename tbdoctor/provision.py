@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+from tbdoctor import files
 from tbdoctor.errors import UsageError
 from tbdoctor.facts import redact_text
 
@@ -65,5 +66,5 @@ def write_lock(path: Path, profile: str, python_version: str, sources: tuple[str
     lock = path / LOCK_NAME
     header = [f"# tbdoctor setup --profile {profile}, {datetime.date.today().isoformat()}, Python {python_version}",
               redact_text(f"# Rebuild: python -m pip install {' '.join(sources) + ' ' if sources else ''}-r {LOCK_NAME}")]
-    lock.write_text("\n".join(header) + "\n" + freeze, encoding="utf-8")
+    files.write_text(lock, "\n".join(header) + "\n" + freeze)
     return lock

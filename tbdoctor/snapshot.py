@@ -8,7 +8,7 @@ the plan removes or replaces, repacked from their installed files by
 offers; a repacked wheel gives back the very files that were installed
 (local builds, yanked releases, private indexes included) with no network.
 The state folder is platformdirs' user state dir, or ``$TBDOCTOR_STATE_DIR``;
-tbdoctor creates it and every snapshot folder private (mode 0700).
+tbdoctor creates its folders 0700 and snapshot.json 0600, redacted (files.py).
 
 The snapshot is also the fix's journal: ``may_touch`` (every name the plan
 installs, upgrades or removes) and each step, marked "running" before it
@@ -33,7 +33,7 @@ from pathlib import Path
 import platformdirs
 from packaging.utils import canonicalize_name
 
-from tbdoctor import probe
+from tbdoctor import files, probe
 from tbdoctor.errors import UsageError
 from tbdoctor.facts import redact_text
 from tbdoctor.findings import quote_command
@@ -56,15 +56,6 @@ def snapshots_dir() -> Path:
     return state_dir() / "snapshots"
 
 
-def private_dir(path: Path) -> Path:
-    """``path`` and the state folder above it, created with mode 0700 where tbdoctor creates them."""
-    state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    for folder in reversed([path, *path.parents]):
-        if folder != state_dir() and state_dir() in folder.parents and not folder.exists():
-            folder.mkdir(mode=0o700)
-    return path
-
-
 @dataclass
 class Snapshot:
     id: str
@@ -76,7 +67,7 @@ class Snapshot:
         return self.path / "wheels"
 
     def save(self) -> None:
-        (self.path / "snapshot.json").write_text(json.dumps(self.data, indent=2) + "\n", encoding="utf-8")
+        files.write_json(self.path / "snapshot.json", self.data, private=True, indent=2)
 
     def update(self, **values) -> None:
         self.data.update(values)
@@ -109,7 +100,7 @@ def create(target: Target, facts: dict, reasons: list[str], commands: list[str],
     snap_id = f"{stamp}-{secrets.token_hex(2)}"
     path = snapshots_dir() / snap_id
     try:
-        private_dir(path / "wheels")
+        files.private_dir(path / "wheels")
     except OSError as exc:
         raise UsageError(f"cannot create the snapshot folder {path} ({exc.strerror or exc}); "
                          f"set {STATE_ENV} to a writable folder") from None

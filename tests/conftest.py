@@ -33,9 +33,13 @@ def tbdoctor(*args: str, env: dict | None = None, cwd=None, timeout: float = 300
 
 
 def check_json(*args: str, **kwargs) -> tuple[dict, subprocess.CompletedProcess]:
+    """The report of a real `check --json`; every `pip install` it prints that pip's resolver
+    verified is proven installable here and now (run with --dry-run in the same environment)."""
     proc = tbdoctor("check", "--json", *args, **kwargs)
     assert proc.returncode in (0, 1), proc.stderr
-    return json.loads(proc.stdout), proc
+    report = json.loads(proc.stdout)
+    assert_installable(report, kwargs.get("env"))
+    return report, proc
 
 
 def ids(report: dict, status: str | None = None) -> set[str]:
@@ -386,3 +390,32 @@ def on_a_terminal(argv: list[str], answers: str, env: dict, timeout: float = 120
     child.wait(timeout=30)
     os.close(leader)
     return child.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+
+
+def printed_pip_installs(report: dict) -> list[str]:
+    """Every `pip install` command a check report prints that pip's resolver verified
+    (the hint of an unverified one says "Not verified by pip")."""
+    return [fix["command"] for check in report["checks"] for fix in check.get("fixes", ())
+            if fix["kind"] == "pip-install" and "Not verified by pip" not in check.get("hint", "")]
+
+
+_PROVEN: set[tuple[str, str]] = set()  # (command, environment) already dry-run in this session
+
+
+def assert_installable(report: dict, env: dict | None = None) -> int:
+    """Run every verified `pip install` the report prints with --dry-run; each must succeed. Returns how many."""
+    import shlex
+    commands = printed_pip_installs(report)
+    for command in commands:
+        key = (command, json.dumps(env, sort_keys=True))
+        if key in _PROVEN:
+            continue
+        _PROVEN.add(key)
+        argv = shlex.split(command)
+        if argv[1:3] == ["-m", "pip"] and subprocess.run([argv[0], "-c", "import pip"], capture_output=True).returncode:
+            argv = [sys.executable, "-m", "pip", "--python", *argv[:1], *argv[3:]]  # after the ensurepip check prints
+        at = argv.index("install") + 1
+        proc = subprocess.run(argv[:at] + ["--dry-run", "--quiet"] + argv[at:], capture_output=True, text=True,
+                              env=env or clean_env(), timeout=300)
+        assert proc.returncode == 0, f"{command} cannot succeed:\n{proc.stderr[-2000:]}"
+    return len(commands)

@@ -25,6 +25,6 @@ def test_every_finding_id_is_in_the_readme():
 
 def test_every_rule_module_is_registered_and_ids_are_stable_names():
     modules = {m.name for m in pkgutil.iter_modules(tbdoctor.rules.__path__) if m.name != "common"}
-    registered = {rule.__module__.rsplit(".", 1)[-1] for rule in tbdoctor.rules.RULES}
+    registered = {rule.__module__.rsplit(".", 1)[-1] for rule in tbdoctor.rules.RULES + tbdoctor.rules.POST}
     assert modules == registered
     assert all(re.fullmatch(r"([a-z0-9]+|\{section\})(\.[a-z0-9{}-]+)+", i) for i in rule_ids())

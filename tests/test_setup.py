@@ -107,3 +107,42 @@ def test_setup_cpu_builds_a_working_environment_and_force_keeps_other_files(tmp_
                          capture_output=True, text=True, timeout=300, env=clean_env())
     assert run.returncode == 0, run.stderr
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+
+
+def _cuda_wheelhouse(tmp_path):
+    """A wheelhouse where `torch>=2.3` resolves to a CUDA build: tiny stand-in wheels (nothing real is installed)."""
+    from conftest import make_wheel
+    wheels = tmp_path / "cuda-wheels"
+    make_wheel(wheels, "torch", "2.99.0+cu130", requires=["nvidia-cublas-cu13==13.0.0"])
+    make_wheel(wheels, "nvidia-cublas-cu13", "13.0.0")
+    return wheels
+
+
+def test_cpu_profile_refuses_a_cuda_torch_that_pip_configuration_resolves(tmp_path):
+    """Observation 7: with find-links in pip's configuration, `setup --profile cpu` ran a plain
+    `pip install 'torch>=2.3'` that resolved to a CUDA build."""
+    wheels = _cuda_wheelhouse(tmp_path)
+    env = _no_pip_config(fake_gpu_env(tmp_path))
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels))
+    target = tmp_path / "env"
+    proc = tbdoctor("setup", str(target), "--profile", "cpu", "--yes", env=env, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Refused: this is a CPU profile" in proc.stdout and "torch 2.99.0+cu130" in proc.stdout
+    assert "nvidia-cublas-cu13 13.0.0" in proc.stdout and "download.pytorch.org/whl/cpu" in proc.stdout
+    assert not list(target.glob("lib/python*/site-packages/torch*"))
+
+
+def test_with_uv_pip_configuration_is_passed_on_and_said(tmp_path):
+    """With uv on PATH, pip's find-links reach uv (it does not read pip's configuration) and are checked too."""
+    import shutil
+    import sys
+    uv = shutil.which("uv") or os.path.join(os.path.dirname(sys.executable), "uv")
+    if not os.path.exists(uv):
+        pytest.skip("uv is not installed")
+    wheels = _cuda_wheelhouse(tmp_path)
+    env = _no_pip_config(fake_gpu_env(tmp_path))
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels), PATH=os.path.dirname(uv) + os.pathsep + env["PATH"])
+    proc = tbdoctor("setup", str(tmp_path / "env"), "--profile", "cpu", "--yes", env=env, timeout=600)
+    assert "passed on to uv (uv does not read it: --find-links " + str(wheels) in proc.stdout, proc.stdout
+    assert proc.returncode == 1 and "Refused: this is a CPU profile" in proc.stdout
+

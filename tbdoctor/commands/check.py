@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from tbdoctor import __version__, cache, facts as facts_mod, policy as policy_mod, probe, render, rules, target as target_mod
+from tbdoctor import (__version__, cache, facts as facts_mod, pipcmd, policy as policy_mod, probe, render, rules, solve,
+                      target as target_mod)
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.findings import SECTIONS, Report
 
@@ -18,6 +19,9 @@ def build_report(args) -> Report:
         raise UsageError(f"--only {unknown[0]}: unknown section (choose from {', '.join(SECTIONS)})")
     notes = []
     if args.facts:
+        if getattr(args, "logdir", None):
+            raise UsageError("--logdir reads event files now; it cannot be combined with --facts "
+                             "(facts saved with --logdir replay its findings)")
         facts = facts_mod.load(args.facts)
         notes.append(f"facts loaded from {args.facts} (collected {facts.get('collected_at', '?')}), nothing probed")
         target = facts.get("target") or {}
@@ -27,6 +31,10 @@ def build_report(args) -> Report:
         chosen = target_mod.choose(args.python)
         facts = _probe_or_reuse(chosen, only, args, notes)
         target = chosen.to_dict()
+        if getattr(args, "logdir", None):  # the user's event files: tbdoctor/commands/logdir.py
+            from tbdoctor.commands import logdir
+            data, meta = logdir.probe_logdir(chosen, logdir.resolve(args.logdir), args.timeout or probe.DEFAULT_TIMEOUT)
+            facts = dict(facts, logdir=data, probes=dict(facts.get("probes") or {}, logdir=meta))
     if args.save_facts:
         facts_mod.save(facts, args.save_facts)
     ignore = list(args.ignore)
@@ -36,8 +44,26 @@ def build_report(args) -> Report:
         ignore += policy.ignore
         only = only and [*only, "policy"]
         notes.append(f"policy: {policy.source}")
+    if getattr(args, "pip_sources", None) is not None:  # for `fix`, which refuses PEP 668 itself (or is overridden)
+        facts = dict(facts, for_fix=True)
     findings = rules.select(rules.evaluate(facts), only=only, ignore=ignore)
+    findings, note = _solve(args, facts, findings)
+    if note:
+        notes.append(note)
     return Report(target=target, findings=findings, facts=facts, tbdoctor_version=__version__, notes=notes)
+
+
+def _solve(args, facts: dict, findings: list) -> tuple[list, str]:
+    """The findings with install commands that pip's resolver accepts (tbdoctor/solve.py)."""
+    if args.facts:
+        return solve.unverified(findings, "the facts were loaded from a file")
+    if args.quick:
+        return solve.unverified(findings, "skipped by --quick")
+    if not (facts.get("packages") and (facts.get("python") or {}).get("pip") is not None):
+        return solve.unverified(findings, "the installed packages were not probed")
+    pip = pipcmd.Pip.for_facts(facts, getattr(args, "pip_sources", ()),  # fix's --index-url etc.
+                               break_system=bool(facts["python"].get("externally_managed")))
+    return solve.check(facts, findings, pip, use_cache=not (args.no_cache or os.environ.get("TBDOCTOR_NO_CACHE")))
 
 
 def _probe_or_reuse(chosen, only, args, notes: list[str]) -> dict:

@@ -31,8 +31,11 @@ EXIT_INTERRUPTED = 130
 
 
 def _check(args) -> Report:
+    """A fresh check; its install commands are checked by pip with the sources this fix uses."""
+    sources = _sources(args) if hasattr(args, "index_url") else ()
     return build_report(argparse.Namespace(python=args.python, only=[], facts=None, timeout=args.timeout,
-                                           save_facts=None, ignore=list(args.ignore), quick=False, no_cache=True))
+                                           save_facts=None, ignore=list(args.ignore), quick=False, no_cache=True,
+                                           pip_sources=sources))
 
 
 def refusal(facts: dict, python: str) -> str | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import sys
 
-from tbdoctor import fleet, policy as policy_mod, render
+from tbdoctor import fleet, policy as policy_mod, redact, render
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from tbdoctor.render import fleet as fleet_render
 
 
 def run(args) -> int:
     pol = policy_mod.load_file(args.policy).to_dict() if args.policy else None
-    merged = fleet.merge(args.reports, pol, tuple(dict.fromkeys(args.uniform)))
+    merged = redact.value(fleet.merge(args.reports, pol, tuple(dict.fromkeys(args.uniform))))  # before layout
     if not merged["machines"]:  # nothing to judge: no table, no verdict
         for skip in merged["skipped"]:
             print(f"tbdoctor: skipped {skip['file']}: {skip['reason']}", file=sys.stderr)

@@ -66,6 +66,11 @@ def run(args) -> int:
                                     args.no_index)
     use_uv = shutil.which("uv") is not None
     own = own_sources(args, facts.get("python"), use_uv)
+    if use_uv and not own:  # uv reads UV_* settings only: pip's sources are passed on, said plainly
+        passed = pipcmd.config_sources(facts.get("python"))
+        if passed:
+            sources = passed + sources
+            own = "your pip configuration, passed on to uv (uv does not read it: " + " ".join(passed) + ")"
     if args.list:
         _list(out, all_profiles, machine, own)
         return EXIT_OK
@@ -100,6 +105,22 @@ def run(args) -> int:
         if not Confirm.ask("Build this environment?", console=out, default=True):
             return EXIT_PROBLEMS
     return _build(out, profile, base, path, steps, doomed, use_uv, sources, timeout)
+
+
+def _cuda_refusal(pip: pipcmd.Pip, steps) -> str | None:
+    """Why a CPU profile must not install what pip resolves for ``steps`` (a CUDA torch,
+    nvidia-* wheels), or None; asked with ``pip install --dry-run --report``."""
+    for step in steps:
+        try:
+            items = pip.dry_run(step.packages, step.options)
+        except pipcmd.PipError as exc:
+            return f"pip cannot install {' '.join(step.packages)}: {exc.tail or exc}"
+        cuda = [f"{i['name']} {i['version']}" for i in items
+                if i["name"].lower().startswith("nvidia-") or "+cu" in i["version"] or "+rocm" in i["version"]]
+        if cuda:
+            return (f"this is a CPU profile, but {' '.join(step.packages)} resolves to CUDA builds "
+                    f"({', '.join(cuda)}) with the package sources in force")
+    return None
 
 
 def _load_profiles() -> dict:
@@ -143,7 +164,15 @@ def _build(out, profile, base: Target, path: Path, steps, doomed, use_uv, source
     actions += [(f"install {' '.join(s.packages)}", pip.install_argv(s.packages, s.options), True) for s in steps]
     printer = fixplan.StepPrinter(out)
     provision.remove(doomed)
+    venv_steps = 1 if use_uv else 2
     for index, (title, argv, required) in enumerate(actions, 1):
+        if index == venv_steps + 1 and profile.hardware == "cpu":
+            refused = _cuda_refusal(pipcmd.Pip(str(python), False, None, sources), steps)
+            if refused:
+                _say(out, f"✗ Refused: {refused}. Nothing was installed; the empty venv is in {path}.", "red bold")
+                _say(out, "  Point pip at CPU builds, e.g.  --index-url https://download.pytorch.org/whl/cpu "
+                          "(or --find-links to a folder of +cpu wheels), then run again with --force.")
+                return EXIT_PROBLEMS
         printer.step(index, len(actions), title, argv)
         result = pip.run(argv)
         printer.step_done(result.ok, result.seconds, "" if result.ok else pipcmd.errors_of(result))

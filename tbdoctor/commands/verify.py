@@ -1,17 +1,22 @@
 """``tbdoctor verify``: run the reference job in the target, render, map to an exit code.
 
 Also ``after_check``, the second half of ``tbdoctor check --verify``.
+Leaves nothing behind: the job and TensorBoard get a private TMPDIR, and it
+and the default logdir (both under the system temp dir) are removed on every
+exit path unless --logdir or --keep asks to keep the logdir.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
-import signal
 import sys
+import tempfile
 import threading
 
-from tbdoctor import __version__, target as target_mod
+from tbdoctor import __version__, files, redact, target as target_mod
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.verify import multinode
 from tbdoctor.verify.runner import Options, verify
@@ -38,7 +43,7 @@ def options_from(args) -> Options:
     if args.distributed and args.framework == "tf":
         raise UsageError("--distributed runs the PyTorch job under torchrun: use --framework torch or all")
     return Options(
-        logdir=args.logdir, device=args.device, frameworks=FRAMEWORKS[args.framework],
+        logdir=args.logdir, keep=args.keep, device=args.device, frameworks=FRAMEWORKS[args.framework],
         server=not args.no_server, serve=args.serve, port=args.port,
         server_timeout=args.server_timeout or 60.0, timeout=args.timeout or 600.0,
         lr=args.lr, steps=args.steps, seed=args.seed, distributed=args.distributed, nproc=args.nproc or 2, nodes=nodes,
@@ -46,37 +51,56 @@ def options_from(args) -> Options:
     )
 
 
-def _interrupt(_signum, _frame):
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def _children_tmp(folder: str):
+    """The job's and TensorBoard's temporary files (TensorBoard's .tensorboard-info,
+    torchrun's) go to ``folder`` while the block runs."""
+    names = ("TMPDIR", "TEMP", "TMP")
+    saved = {name: os.environ.get(name) for name in names}
+    os.makedirs(folder, exist_ok=True)
+    os.environ.update({name: folder for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def execute(chosen: target_mod.Target, options: Options, as_json: bool, verbose: bool, extra: dict | None = None):
     """Run and print; returns (outcome, exit code). ``extra`` is merged into the JSON."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does
-    if as_json:
-        outcome, live = verify(chosen, options)
-    else:  # each phase on screen as it runs, then the summary
-        from tbdoctor.render import console as console_mod, live as live_mod, verify_console
-        out = console_mod.make_console()
-        verify_console.header(chosen.to_dict(), out, __version__)
-        lines = live_mod.PhaseLines(out, several=len(options.frameworks) > 1)
-        try:
-            outcome, live = verify(chosen, options, lines)
-        finally:
-            lines.close()
-    code = EXIT_OK if outcome.passed else EXIT_PROBLEMS
-    try:
+    with files.temp_dir("tbdoctor-verify-") as scratch, _children_tmp(os.path.join(scratch, "tmp")):
+        kept = bool(options.logdir or options.keep)
+        if not options.logdir:
+            logdir = tempfile.mkdtemp(prefix="tbdoctor-verify-") if options.keep else os.path.join(scratch, "logdir")
+            options = dataclasses.replace(options, logdir=logdir)
         if as_json:
-            data = dict(extra or {}, **({"verify": outcome.to_dict()} if extra is not None else outcome.to_dict()))
-            sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        else:
-            verify_console.render(outcome, out, verbose, serving=live is not None)
-        if live is not None:
-            _serve(live, as_json)
-    finally:
-        if live is not None:
-            live.stop()
+            outcome, live = verify(chosen, options)
+        else:  # each phase on screen as it runs, then the summary
+            from tbdoctor.render import console as console_mod, live as live_mod, verify_console
+            out = console_mod.make_console()
+            verify_console.header(chosen.to_dict(), out, __version__)
+            lines = live_mod.PhaseLines(out, several=len(options.frameworks) > 1)
+            try:
+                outcome, live = verify(chosen, options, lines)
+            finally:
+                lines.close()
+        outcome.logdir_kept = kept
+        code = EXIT_OK if outcome.passed else EXIT_PROBLEMS
+        try:
+            shown = redact.value(outcome)  # before layout: a table cell never splits a secret
+            if as_json:
+                data = dict(extra or {}, **({"verify": shown.to_dict()} if extra is not None else shown.to_dict()))
+                sys.stdout.write(json.dumps(redact.value(data), indent=2) + "\n")
+            else:
+                verify_console.render(shown, out, verbose, serving=live is not None)
+            if live is not None:
+                _serve(live, as_json)
+        finally:
+            if live is not None:
+                live.stop()
     return outcome, code
 
 

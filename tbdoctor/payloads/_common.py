@@ -159,6 +159,10 @@ def headers(dist):
     (importlib.metadata re-parses the whole file for every field it returns)."""
     import email
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    path = getattr(dist, "_path", None)
+    if not text and path is not None and os.path.isfile(str(path)):  # an egg-info file is the PKG-INFO itself
+        with open(str(path), encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
     return email.message_from_string(text.replace("\r\n", "\n").split("\n\n", 1)[0] + "\n")
 
 

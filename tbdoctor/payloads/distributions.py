@@ -113,6 +113,62 @@ def stack_integrity(described, hashes):
     return {k: v for k, v in found.items() if v is not None}
 
 
+def _meta_folder(path):
+    """The .dist-info/.egg-info folder (or egg-info file) a packaged path belongs to, or None."""
+    parts = path.replace("\\", "/").split("/")
+    for i, part in enumerate(parts):
+        if part.endswith((".dist-info", ".egg-info")):
+            return "/".join(parts[:i + 1])
+    return None
+
+
+def owners(paths):
+    """Metadata folders owned by conda (conda-meta/*.json files lists) or the OS package
+    manager (dpkg's info/*.list files; else ``rpm -qf``): path -> {manager, package}."""
+    found = {}
+    norm = {os.path.normcase(os.path.normpath(p)): p for p in paths}  # conda lists paths with "/" everywhere
+    conda_meta = os.path.join(sys.prefix, "conda-meta")
+    if os.path.isdir(conda_meta):
+        for entry in sorted(os.listdir(conda_meta)):
+            if entry.endswith(".json"):
+                try:
+                    with open(os.path.join(conda_meta, entry), encoding="utf-8") as fh:
+                        record = json.load(fh)
+                except (OSError, ValueError):
+                    continue
+                for rel in record.get("files") or ():
+                    folder = _meta_folder(rel)
+                    key = folder and os.path.normcase(os.path.normpath(os.path.join(sys.prefix, folder)))
+                    if key in norm:
+                        found[norm[key]] = {"manager": "conda", "package": record.get("name")}
+    system = [p for p in paths if p not in found and p.startswith("/usr/")]  # where dpkg and rpm install
+    info = "/var/lib/dpkg/info"
+    if system and os.path.isdir(info):
+        wanted = set(system)
+        for entry in sorted(os.listdir(info)):
+            if entry.endswith(".list"):
+                try:
+                    with open(os.path.join(info, entry), encoding="utf-8", errors="replace") as fh:
+                        for line in fh:
+                            if line.rstrip("\n") in wanted:
+                                found[line.rstrip("\n")] = {"manager": "dpkg", "package": entry[:-5].split(":")[0]}
+                except OSError:
+                    continue
+    elif system:
+        import shutil
+        import subprocess
+        if shutil.which("rpm"):
+            try:
+                out = subprocess.run(["rpm", "-qf", "--queryformat", "%{NAME}\n"] + system, capture_output=True,
+                                     text=True, timeout=20).stdout.splitlines()
+            except (OSError, subprocess.SubprocessError):
+                out = []
+            for path, name in zip(system, out) if len(out) == len(system) else ():
+                if name and " " not in name:  # "file ... is not owned by any package"
+                    found[path] = {"manager": "rpm", "package": name}
+    return found
+
+
 ctx = context()
 described = [(d, describe(d)) for d in metadata.distributions()]
 broken = [d["metadata_dir"] for _, d in described if not d["name"]]
@@ -128,4 +184,5 @@ emit({
     "shadowed_modules": shadowed(first, ctx.get("cwd")),
     "integrity": stack_integrity([p for p in described if p[1]["name"]], bool(ctx.get("hash_files"))),
     "hashed": bool(ctx.get("hash_files")),
+    "owners": owners({d["metadata_dir"] for d in dists if d["metadata_dir"]} | set(broken)),
 })

@@ -3,6 +3,7 @@
 # Stdlib only, 3.8+.
 import errno
 import glob
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -129,6 +130,150 @@ def network(out):
         sock.close()
 
 
+def plugins(out):
+    """Load every `tensorboard_plugins` entry point as tensorboard.default does at start-up:
+    one that fails to load stops the `tensorboard` command. Each is named with its package."""
+    import contextlib
+    import io
+    from importlib import metadata
+    found = []
+    for dist in metadata.distributions():
+        try:
+            points = [ep for ep in dist.entry_points if ep.group == "tensorboard_plugins"]
+        except Exception:
+            continue
+        meta = headers(dist) if points else None
+        for ep in points:
+            entry = {"name": ep.name, "value": ep.value, "dist": meta["Name"], "version": meta["Version"], "error": None}
+            step("load TensorBoard plugin %s (%s)" % (ep.name, ep.value))
+            buf = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(buf):
+                    ep.load()
+            except BaseException as exc:  # SystemExit from a broken plugin too
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                entry["error"] = failure(exc, captured=buf.getvalue())
+            found.append(entry)
+    out["plugins"] = found
+
+
+_JS_TYPES = ("application/javascript", "text/javascript", "application/x-javascript")
+
+
+def container():
+    """The first marker of a container this process runs in, else None."""
+    for name in ("container", "KUBERNETES_SERVICE_HOST"):  # podman/systemd-nspawn; every Kubernetes pod
+        if os.environ.get(name):
+            return "$" + name
+    for path in ("/.dockerenv", "/run/.containerenv"):
+        if os.path.exists(path):
+            return path
+    try:
+        with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        for word in ("docker", "kubepods", "containerd", "lxc", "libpod"):
+            if word in text:
+                return "/proc/1/cgroup (%s)" % word
+    except OSError:
+        pass
+    return None
+
+
+def js_type():
+    """What `mimetypes` (TensorBoard's core plugin serves its assets with it) says .js is,
+    and the system file that maps it, when one does."""
+    import mimetypes
+    kind = mimetypes.guess_type("index.js")[0]
+    source = None
+    if kind not in _JS_TYPES:
+        for path in mimetypes.knownfiles:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    if any("js" in line.split()[1:] and line.split()[0] == kind for line in fh if line.split()):
+                        source = path
+            except OSError:
+                continue
+    return {"type": kind, "ok": kind in _JS_TYPES, "source": source}
+
+
+def port_owner(port):
+    """(pid, command line) of the process listening on ``port`` (Linux /proc; own user's only)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                for line in fh.readlines()[1:]:
+                    parts = line.split()
+                    if int(parts[1].rsplit(":", 1)[1], 16) == port and parts[3] == "0A":
+                        inodes.add("socket:[%s]" % parts[9])
+        except (OSError, ValueError, IndexError):
+            continue
+    if not inodes:
+        return None
+    for pid in sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int):
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+            if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes for fd in fds):
+                with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                    command = " ".join(fh.read().replace(b"\0", b" ").decode("utf-8", "replace").split())
+                return {"pid": int(pid), "command": command[:300]}
+        except OSError:
+            continue
+    return None
+
+
+def bind_all():
+    """Whether `tensorboard --bind_all` can bind here: the wildcard address chosen as
+    TensorBoard's program.py does (getaddrinfo with AI_PASSIVE, IPv6 first; copied, not
+    imported), bound on a free port."""
+    address = "::" if socket.has_ipv6 else "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(None, 0, socket.AF_UNSPEC, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                                   socket.AI_PASSIVE)
+        by_family = {}
+        for family, _, _, _, sockaddr in infos:
+            by_family.setdefault(family, []).append(sockaddr[0])
+        address = (by_family.get(getattr(socket, "AF_INET6", None)) or by_family.get(socket.AF_INET) or [address])[0]
+    except (socket.gaierror, OSError):
+        pass
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((address, 0))
+        finally:
+            sock.close()
+    except OSError as exc:
+        return {"address": address, "ok": False, "error": first_line(exc)}
+    return {"address": address, "ok": True, "error": None}
+
+
+def reach(out):
+    """How a browser would reach a TensorBoard started here."""
+    out["reach"] = {  # addresses are not kept: reports name the host by its (redacted) host name
+        "ssh": bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT")),
+        "container": container(),
+        "jupyterhub": os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or os.environ.get("JUPYTERHUB_API_URL"),
+        "proxy_url": os.environ.get("TENSORBOARD_PROXY_URL"),
+        "server_proxy": importlib.util.find_spec("jupyter_server_proxy") is not None,
+        "js": js_type(),
+        "bind_all": bind_all(),
+    }
+    if not (out.get("port") or {}).get("free", True) and os.path.isdir("/proc/net"):
+        out["port"]["owner"] = port_owner(_PORT)
+
+
+def pillow(out):
+    """Pillow, which the image summaries of torch.utils.tensorboard and tensorboardX import
+    when they run (add_image, add_figure, add_embedding's label_img)."""
+    name, version = dist_version("pillow", "Pillow")
+    info = {"installed": name is not None, "version": version, "error": None}
+    if name is not None:
+        _, info["error"] = guarded_import("PIL.Image")
+    out["pillow"] = info
+
+
 def probe(ctx):
     name, version = dist_version(*_DISTS)
     out = {"installed": name is not None, "distribution": name, "version": version, "import_ok": False,
@@ -137,9 +282,13 @@ def probe(ctx):
     out["pkg_resources_ok"], out["pkg_resources_error"] = ok, err
     instances(out)
     network(out)
+    reach(out)
     if name is None:
         return out
     package(out)
+    if out.get("import_ok"):
+        plugins(out)
+    pillow(out)
     script(out)
     data_server(out, max(5.0, min(20.0, float(ctx.get("timeout") or 20) / 3)))
     return out

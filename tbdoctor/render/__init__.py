@@ -4,7 +4,8 @@ summary).
 
 Formats: rich (the console report, ``console.py``), json (``json_report.py``),
 junit, markdown, github. Everything that leaves tbdoctor passes through
-``redacted`` first (``facts.Redactor``). Imports are lazy: ``cli`` reads
+``redacted`` first (``facts.Redactor``), and again, as text, through the
+redacting stdout/stderr (``redact.install``) or ``files.write_text``. Imports are lazy: ``cli`` reads
 ``FORMATS`` for ``--help``.
 """
 
@@ -60,10 +61,11 @@ def render(report: Report, fmt: str, strict: bool = False, verbose: bool = False
 
 def write_file(path: str, text: str, option: str = "--output") -> None:
     from pathlib import Path
+
+    from tbdoctor import files
     try:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        files.write_text(path, text)
     except OSError as exc:
         raise UsageError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
 
@@ -87,10 +89,10 @@ def emit(report: Report, fmt: str, output: str | None = None, strict: bool = Fal
             sys.stdout.write(render(report, fmt, strict, verbose))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary and (fmt == "github" or os.environ.get("GITHUB_ACTIONS") == "true"):
+        from tbdoctor import files
         from tbdoctor.render import markdown
         try:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(markdown.render(report, strict) + "\n")
+            files.write_text(summary, markdown.render(report, strict) + "\n", append=True)
         except OSError as exc:
             print(f"tbdoctor: warning: cannot append to $GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}",
                   file=sys.stderr)

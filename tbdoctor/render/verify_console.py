@@ -64,14 +64,19 @@ def render(outcome: Outcome, console: Console, verbose: bool = False, serving: b
     for note in outcome.notes if verbose else ():
         console.print(Text(note, style="dim"))
     console.print()
-    console.print(Text(f"Logdir: {outcome.run_dir}"))
-    if outcome.screenshot:
+    console.print(Text(f"Logdir: {outcome.run_dir}" + ("" if outcome.logdir_kept else
+                                                        " (removed on exit; pass --keep or --logdir to keep it)")))
+    if outcome.screenshot and outcome.logdir_kept:
         console.print(Text(f"Screenshot of TensorBoard: {outcome.screenshot}"))
     _verdict(outcome, console, glyph)
-    if outcome.passed and not serving and os.path.isdir(outcome.run_dir):
+    if outcome.passed and not serving:
         console.print()
-        console.print("To look at it in TensorBoard (or run `tbdoctor verify --serve`):")
-        console.print(Text(f"  $ {tensorboard_command(outcome)}", style="cyan"))
+        if outcome.logdir_kept and os.path.isdir(outcome.run_dir):
+            console.print("To look at it in TensorBoard (or run `tbdoctor verify --serve`):")
+            console.print(Text(f"  $ {tensorboard_command(outcome)}", style="cyan"))
+        else:
+            console.print("To look at it in TensorBoard: `tbdoctor verify --serve`, or `tbdoctor verify --keep` "
+                          "to keep the logdir and its screenshot.")
 
 
 def tensorboard_command(outcome: Outcome) -> str:

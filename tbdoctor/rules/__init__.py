@@ -13,12 +13,15 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import (cuda, distributed, gpu, gpu_builds, gpu_health, integrity, jax, knowledge, numpy, pip,
-                            policy, python, pytorch, stack, tensorboard, tensorflow)
+from tbdoctor.rules import (causes, cuda, distributed, gpu, gpu_builds, gpu_health, integrity, jax, knowledge, numpy,
+                            ownership, pip, policy, python, pytorch, stack, tensorboard, tensorflow)
 
-RULES = python.RULES + pip.RULES + gpu.RULES + gpu_health.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES + jax.RULES \
-    + tensorboard.RULES + numpy.RULES + stack.RULES + integrity.RULES + gpu_builds.RULES + knowledge.RULES \
+RULES = python.RULES + pip.RULES + gpu.RULES + gpu_health.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES \
+    + jax.RULES + tensorboard.RULES + numpy.RULES + stack.RULES + integrity.RULES + gpu_builds.RULES + knowledge.RULES \
     + distributed.RULES + policy.RULES
+
+# Steps over all findings, after the rules: one cause, one fix; then what pip may not touch.
+POST = (causes.group, ownership.guard)
 
 
 def probe_failures(facts: dict) -> list[Finding]:
@@ -41,7 +44,9 @@ def probe_failures(facts: dict) -> list[Finding]:
 
 
 def evaluate(facts: dict, rules=None) -> list[Finding]:
-    """Run every rule over ``facts``; a rule that raises becomes internal.rule-crashed."""
+    """Run every rule over ``facts`` (a rule that raises becomes internal.rule-crashed), then
+    group the findings that follow from one root cause under it (``causes.group``) and keep
+    pip away from files a package manager owns (``ownership.guard``)."""
     findings = probe_failures(facts)
     seconds = {meta.get("section"): meta.get("seconds", 0.0) for meta in (facts.get("probes") or {}).values()}
     for rule in RULES if rules is None else rules:
@@ -54,6 +59,8 @@ def evaluate(facts: dict, rules=None) -> list[Finding]:
                 section="tbdoctor", verbose_detail=traceback.format_exc())]
         for f in produced:
             findings.append(f if f.seconds or f.section not in seconds else replace(f, seconds=seconds[f.section]))
+    for step in POST:
+        findings = step(facts, findings)
     return findings
 
 

@@ -46,11 +46,21 @@ def _applicable(raw: str, env: tuple) -> Requirement | None:
     return req
 
 
-def wanted(facts: dict, name: str) -> str:
-    """A requirement for ``name`` that every installed distribution needing it accepts."""
+def requirers(facts: dict, name: str) -> list[tuple[dict, Requirement]]:
+    """(installed distribution, its requirement) for each distribution that requires ``name``."""
+    key = canonicalize_name(name)
+    return [(dist, req) for dist in installed(facts).values() for req in requirements(facts, dist)
+            if canonicalize_name(req.name) == key]
+
+
+def wanted(facts: dict, name: str, ignore: frozenset[str] = frozenset()) -> str:
+    """A requirement for ``name`` that every installed distribution needing it accepts
+    (except the distributions named in ``ignore``, canonical names)."""
     spec = SpecifierSet()
     display = name
     for dist in installed(facts).values():
+        if canonicalize_name(dist["name"]) in ignore:
+            continue
         for req in requirements(facts, dist):
             if canonicalize_name(req.name) == canonicalize_name(name):
                 spec &= req.specifier

@@ -8,6 +8,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix, quote_command
+from tbdoctor.rules import ownership
 from tbdoctor.rules.common import (installed, pip_install, pip_uninstall, remove_folder, requirements, target_python,
                                    wanted)
 
@@ -112,9 +113,12 @@ def duplicates(facts: dict) -> list[Finding]:
         first = group[0]
         seen = "; ".join(f"{d['version']} in {d['metadata_dir']}" for d in group)
         title = f"{first['name']} is installed {len(group)} times: " + ", ".join(d["version"] for d in group)
+        owners = [ownership.owner(facts, d["metadata_dir"]) for d in group]
+        if owners[0] and all(o == owners[0] for o in owners):
+            continue  # one OS or conda package ships both folders (e.g. a .dist-info and an .egg-info)
         if len({d["location"] for d in group}) == 1:
             keep = _keeper(group)
-            stale = [d["metadata_dir"] for d in group if d is not keep]
+            stale = [d["metadata_dir"] for d in group if d is not keep and not ownership.owner(facts, d["metadata_dir"])]
             findings.append(Finding(
                 "pip.duplicate-distribution", ERROR, title,
                 detail=f"{seen}. Several metadata folders in one site-packages: an interrupted or overlapping "
@@ -130,10 +134,12 @@ def duplicates(facts: dict) -> list[Finding]:
                 hint=f"Uninstall the copy you do not want; `pip uninstall` removes the first one ({first['location']}).",
                 fixes=(pip_uninstall(facts, first["name"]),), subject=name))
     for path in pkgs.get("broken_metadata", ()):
+        who = ownership.owner(facts, path)
         findings.append(Finding("pip.broken-metadata", WARNING, f"Unreadable distribution metadata: {path}",
                                 detail="A .dist-info or .egg-info folder without a Name (a half-removed package).",
-                                hint="Delete the folder after checking what it belonged to.",
-                                fixes=(remove_folder(facts, path),)))
+                                hint=f"It belongs to {ownership.describe(who)}: reinstall that package." if who else
+                                "Delete the folder after checking what it belonged to.",
+                                fixes=(ownership.reinstall(facts, who) if who else remove_folder(facts, path),)))
     return findings
 
 

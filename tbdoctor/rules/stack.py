@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -151,10 +152,26 @@ def import_failed(facts: dict, section: str, package: str, version: str | None, 
         section=section, verbose_detail=error.get("traceback") or "")]
 
 
+def _numpy2_series(facts: dict, package: str) -> str | None:
+    """``name>=first,<next minor`` (and what every requirer accepts) for a package whose first
+    release built for NumPy 2 ``checks/numpy2.toml`` knows; None when it is not known."""
+    entry = tables.load("numpy2")["first"].get(canonicalize_name(package))
+    if not entry:
+        return None
+    first = Version(entry["version"])
+    spec = SpecifierSet(f">={first},<{first.major}.{first.minor + 1}") & Requirement(wanted(facts, package)).specifier
+    return f"{package}{spec}"
+
+
 def _advice(facts: dict, package: str, version: str | None, error: dict) -> tuple[str, tuple[Fix, ...]]:
     reason = error.get("reason") or "other"
-    numpy = version_of(facts, "numpy")
+    numpy = version_of(facts, "numpy") or parse_version((facts.get("numpy") or {}).get("numpy"))  # --only numpy
     if reason == "numpy-abi" and numpy is not None and numpy.major >= 2:
+        smallest = _numpy2_series(facts, package)
+        if smallest:
+            return (f"Install {smallest}: the first release series of {package} built for NumPy 2 (the smallest "
+                    f"change; source: {tables.load('numpy2')['first'][canonicalize_name(package)]['source']}).",
+                    (pip_install(facts, smallest),))
         return (f"Upgrade {package} to a release built for NumPy 2 (or pin numpy<2 if none exists).",
                 (pip_install(facts, package, options=("--upgrade",)),))
     if reason == "numpy-abi":

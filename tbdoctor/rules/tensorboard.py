@@ -5,8 +5,9 @@ localhost and port 6006. Pure."""
 
 from __future__ import annotations
 
-from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding
-from tbdoctor.rules.common import pip_install, remove_folder
+from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix
+from tbdoctor.rules import logdir
+from tbdoctor.rules.common import pip_install, pip_uninstall, remove_folder
 from tbdoctor.rules.stack import duplicate_families, import_failed
 
 
@@ -146,7 +147,9 @@ def network(facts: dict) -> list[Finding]:
     if port and not port.get("free"):
         owners = [e for e in (tb.get("instances") or {}).get("entries", ())
                   if e.get("port") == port["port"] and e.get("alive")]
-        who = f"TensorBoard pid {owners[0]['pid']} (logdir {owners[0]['logdir']})" if owners else "another program"
+        owner = port.get("owner") or {}
+        who = f"TensorBoard pid {owners[0]['pid']} (logdir {owners[0]['logdir']})" if owners else \
+            f"pid {owner['pid']} ({owner.get('command') or '?'})" if owner.get("pid") else "another program"
         findings.append(Finding("tensorboard.port-in-use", INFO if owners else WARNING,
                                 f"Port {port['port']} is in use by {who}",
                                 detail=port.get("error") or "",
@@ -154,4 +157,97 @@ def network(facts: dict) -> list[Finding]:
     return findings
 
 
-RULES = (tensorboardx, tensorboard, data_server, script, instances, network)
+def plugins(facts: dict) -> list[Finding]:
+    tb = facts.get("tensorboard") or {}
+    findings = []
+    for p in tb.get("plugins") or ():
+        error = p.get("error")
+        if not error:
+            continue
+        findings.append(Finding(
+            "tensorboard.plugin-failed", ERROR,
+            f"The TensorBoard plugin {p['name']} of {p['dist']} {p['version']} fails to load: {error.get('line')}",
+            detail=f"Entry point {p['name']} = {p['value']} (group tensorboard_plugins). TensorBoard loads every "
+                   "plugin at start-up: while it is installed the `tensorboard` command stops with this traceback.",
+            hint=f"Upgrade {p['dist']} to a release made for this TensorBoard, or uninstall it.",
+            fixes=(pip_uninstall(facts, p["dist"]),), verbose_detail=error.get("traceback") or "", subject=p["dist"]))
+    return findings
+
+
+_JS_FIX = ("On Windows the registry key HKEY_CLASSES_ROOT\\.js (value \"Content Type\"), often set by an editor's "
+           "installer, says text/plain: `reg add HKCR\\.js /v \"Content Type\" /t REG_SZ /d text/javascript /f`. "
+           "Elsewhere fix the file named above, or a sitecustomize/.pth calling mimetypes.add_type. "
+           "Then restart TensorBoard.")
+
+
+def reach(facts: dict) -> list[Finding]:
+    """How a browser reaches a TensorBoard started here: SSH, containers, JupyterHub, the .js type."""
+    tb = facts.get("tensorboard") or {}
+    r = tb.get("reach")
+    if not r or not tb.get("installed"):
+        return []
+    findings = []
+    risk = ("--bind_all serves it on every interface with no authentication: anyone who reaches port 6006 sees "
+            "(and can download) your logs")
+    if r.get("container"):
+        findings.append(Finding(
+            "tensorboard.in-container", INFO, f"Inside a container ({r['container']}): TensorBoard's default "
+                                              "address 127.0.0.1 is not reachable from outside it",
+            detail="`tensorboard --logdir DIR` listens on the container's own loopback only. Start it with --host "
+                   "0.0.0.0 and publish the port (docker run -p 127.0.0.1:6006:6006 ...); " + risk + "."))
+    if r.get("ssh"):
+        server = (facts.get("system") or {}).get("hostname") or "<this host>"
+        findings.append(Finding(
+            "tensorboard.ssh-session", INFO, "An SSH session: TensorBoard listens on 127.0.0.1 here, which your "
+                                             "laptop's browser cannot open directly",
+            detail=f"On your laptop: `ssh -L 6006:127.0.0.1:6006 <user>@{server}`, then open http://127.0.0.1:6006 "
+                   f"(with another --port, forward that one). Or start it with --bind_all: {risk}."))
+    if r.get("jupyterhub") and not r.get("proxy_url"):
+        prefix = r["jupyterhub"] if r["jupyterhub"].startswith("/") else "$JUPYTERHUB_SERVICE_PREFIX"
+        fixes = [] if r.get("server_proxy") else [pip_install(facts, "jupyter-server-proxy")]
+        fixes.append(Fix("env", f"export TENSORBOARD_PROXY_URL={prefix.rstrip('/')}/proxy/%PORT%/"))
+        findings.append(Finding(
+            "tensorboard.proxy-url", WARNING, "JupyterHub without TENSORBOARD_PROXY_URL: %tensorboard shows a blank "
+                                              "frame",
+            detail="The notebook's frame points the browser at localhost:6006 of your own laptop. Through "
+                   "jupyter-server-proxy, TENSORBOARD_PROXY_URL makes it use the hub's URL instead"
+                   + ("" if r.get("server_proxy") else " (jupyter-server-proxy is not installed)") + "; a "
+                   "TensorBoard started by hand behind a proxy needs --path_prefix.",
+            hint="Set it in the kernel's environment (before %load_ext tensorboard):", fixes=tuple(fixes)))
+    wildcard = r.get("bind_all") or {}
+    if wildcard and not wildcard.get("ok"):
+        findings.append(Finding(
+            "tensorboard.bind-all", WARNING, f"`tensorboard --bind_all` fails here: it binds {wildcard.get('address')}, "
+                                             f"which this machine refuses ({wildcard.get('error')})",
+            detail="TensorBoard picks the first IPv6 wildcard address the resolver offers; with IPv6 disabled in the "
+                   "kernel it stops with \"could not bind to unsupported address family\".",
+            hint="Use --host 0.0.0.0 instead of --bind_all (same exposure: every IPv4 interface, no authentication)."))
+    js = r.get("js") or {}
+    if js and not js.get("ok"):
+        where = f" (set by {js['source']})" if js.get("source") else ""
+        findings.append(Finding(
+            "tensorboard.js-mime-type", ERROR, f"Python's mimetypes maps .js to {js.get('type') or 'nothing'}{where}: "
+                                               "TensorBoard's page stays blank",
+            detail="TensorBoard serves its JavaScript with the type mimetypes.guess_type gives; browsers refuse to "
+                   "run a script served as text/plain (\"strict MIME type checking\").",
+            hint=_JS_FIX))
+    return findings
+
+
+def pillow(facts: dict) -> list[Finding]:
+    """A Pillow that is installed but does not import (a missing Pillow is pip's missing requirement)."""
+    info = (facts.get("tensorboard") or {}).get("pillow") or {}
+    error = info.get("error")
+    if not error:
+        return []
+    return [Finding(
+        "tensorboard.pillow-broken", ERROR, f"Pillow {info.get('version')} is installed but does not import: "
+                                            f"{error.get('line')}",
+        detail="The image summaries of torch.utils.tensorboard and tensorboardX import it when they run: add_image, "
+               "add_images, add_figure and add_embedding(label_img=...) fail, while scalars still work.",
+        hint="Reinstall Pillow.", fixes=(pip_install(facts, f"pillow=={info.get('version')}",
+                                                     options=("--force-reinstall", "--no-deps")),),
+        verbose_detail=error.get("traceback") or "", subject="pillow")]
+
+
+RULES = (tensorboardx, tensorboard, data_server, script, instances, network, plugins, reach, pillow) + logdir.RULES

@@ -79,6 +79,7 @@ class Outcome:
     screenshot: str = ""  # the browser phase's PNG of the scalars dashboard
     distributed: dict | None = None
     notes: list[str] = field(default_factory=list)
+    logdir_kept: bool = True  # False: a temporary logdir, removed when verify exits
 
     def all_phases(self) -> list[Phase]:
         return [p for job in self.jobs for p in job.phases] + self.phases
@@ -102,6 +103,7 @@ class Outcome:
             "status": PASS if self.passed else FAIL,
             "device": main.device if main else "",
             "logdir": self.run_dir or self.logdir,
+            "logdir_kept": self.logdir_kept,
             "params": main.params if main else None,
             "final_loss": main.final_loss if main else None,
             "steps": main.steps if main else 0,

@@ -10,7 +10,6 @@ says why; the job still trains when only logging is impossible.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -21,7 +20,8 @@ from tbdoctor.verify.result import FAIL, PASS, SKIPPED, Outcome, Phase
 
 @dataclass
 class Options:
-    logdir: str | None = None
+    logdir: str | None = None  # the caller (commands/verify.py) chooses one when the user did not
+    keep: bool = False  # --keep: keep the default logdir
     device: str | None = None
     frameworks: tuple[str, ...] = ("torch",)
     server: bool = True
@@ -58,7 +58,7 @@ def _announce(listen: job.Listener, phases: list[Phase]) -> None:
 def verify(target: Target, options: Options,
            listen: job.Listener = job.quiet) -> tuple[Outcome, server_mod.Server | None]:
     """Run every phase; returns the outcome and, with ``--serve`` on success, the live server."""
-    logdir = os.path.abspath(options.logdir) if options.logdir else tempfile.mkdtemp(prefix="tbdoctor-verify-")
+    logdir = os.path.abspath(options.logdir)
     run_dir = os.path.join(logdir, run_name())
     outcome = Outcome(target.to_dict(), logdir, run_dir)
     values = {"device": options.device, "lr": options.lr, "steps": options.steps, "seed": options.seed}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -60,11 +61,7 @@ class Server:
 
     def stop(self) -> None:
         procs.stop(self.bg)
-        try:
-            os.remove(self.bg.log_path)
-            os.rmdir(self._logs)
-        except OSError:
-            pass
+        shutil.rmtree(self._logs, ignore_errors=True)  # its log, and whatever TensorBoard left in its cwd
 
 
 def _missing_points(url: str, expected: dict) -> tuple[list[str], str]:
