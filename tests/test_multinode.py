@@ -5,6 +5,7 @@ multi-node failures are produced for real and named."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -160,3 +161,19 @@ def test_loopback_host_name_alone_is_only_info():
     assert [(f.id, f.status) for f in rule.network(facts)] == [("distributed.hostname-loopback", "info")]
     facts["system"]["network"].update(hostname_address="10.1.2.3")
     assert rule.network(facts) == []
+
+
+def test_a_collective_that_hangs_names_the_ranks_that_arrived(stack_env, tmp_path):
+    """Nodes started with different --steps: one reaches the all_gather after training while
+    the other is still in DDP's all-reduce; the collective timeout ends both, named."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    late = subprocess.Popen(node_argv(stack_env.python, tmp_path, 1, endpoint, "--rdzv-timeout", "4", "--steps", "300"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    early = subprocess.Popen(node_argv(stack_env.python, tmp_path, 0, endpoint, "--rdzv-timeout", "4", "--steps", "150"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    (code0, zero), (code1, one) = finish(early), finish(late)
+    assert (code0, code1) == (1, 1)
+    hung = [p for r in (zero, one) for p in (r["distributed"].get("problems") or [])]
+    assert [p["id"] for p in hung] == ["distributed.collective-hang"], hung
+    assert "did not complete within 4s" in hung[0]["detail"]
+    assert re.search(r"rank (\d) arrived, rank (?!\1)\d did not", hung[0]["detail"]), hung[0]["detail"]

@@ -186,7 +186,17 @@ class Job(PhaseLog):
     def gather(self, w, b):
         import torch.distributed as dist
         got = [None] * self.world
-        dist.all_gather_object(got, {"rank": self.rank, "weight": w, "bias": b, "node": self.node_facts()})
+        store = arrival_store(self.ctx)
+        if store is not None:
+            store.set("tbdoctor/arrived/%d" % self.rank, "1")
+        try:
+            dist.all_gather_object(got, {"rank": self.rank, "weight": w, "bias": b, "node": self.node_facts()})
+        except Exception as exc:  # bounded by the collective timeout: say which ranks got there
+            arrived = [r for r in range(self.world)
+                       if store is not None and store.check(["tbdoctor/arrived/%d" % r])]
+            return {"backend": dist.get_backend(), "world_size": self.world, "ranks": [],
+                    "hung": {"arrived": arrived, "seconds": self.ctx.get("collective_timeout"),
+                             "error": first_line(exc)}}
         spread = max(max(g["weight"] for g in got) - min(g["weight"] for g in got),
                      max(g["bias"] for g in got) - min(g["bias"] for g in got))
         return {"backend": dist.get_backend(), "world_size": self.world, "ranks": got, "max_spread": spread}
@@ -317,6 +327,19 @@ class Logger:
         return "%d scalar points, %s into runs %s" % (scalars, ", ".join(kinds), ", ".join(sorted(self.written)))
 
 
+def arrival_store(ctx):
+    """A client of torchrun's store (MASTER_ADDR:MASTER_PORT) for arrival marks; None if unreachable."""
+    if not ctx.get("collective_timeout"):
+        return None
+    try:
+        import datetime
+        import torch.distributed as dist
+        return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                             timeout=datetime.timedelta(seconds=ctx["collective_timeout"]))
+    except Exception:
+        return None
+
+
 def gpu_extras(torch, device):
     """What a real GPU job also needs: cuDNN convolution, a mixed-precision step, peak memory."""
     torch.cuda.reset_peak_memory_stats(device)
@@ -355,7 +378,11 @@ def main():
             if backend == "auto":  # NCCL on GPUs, gloo on CPU
                 on_gpu = torch.cuda.is_available() and not str(job.ctx.get("device")).startswith(("cpu", "mps"))
                 backend = "nccl" if on_gpu else "gloo"
-            dist.init_process_group(backend)
+            if job.ctx.get("collective_timeout"):  # multi-node: a hung collective ends, named
+                import datetime
+                dist.init_process_group(backend, timeout=datetime.timedelta(seconds=job.ctx["collective_timeout"]))
+            else:
+                dist.init_process_group(backend)
         job.run()
     except Exception as exc:  # a bug or an unforeseen failure: still one classified line
         job.crashed(exc)

@@ -190,7 +190,9 @@ def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float,
         missing = sorted(set(range(world)) - set(ranks))
     else:
         details["nodes"] = multinode.node_table(gathered.get("ranks", []))
-        problems = multinode.node_problems(details["nodes"], nodes.nnodes) if gathered else []
+        problems = multinode.node_problems(details["nodes"], nodes.nnodes) if gathered.get("ranks") else []
+        if gathered.get("hung"):
+            problems = [multinode.hang_problem(gathered["hung"], world)]
         if problems:
             details["problems"] = problems
         here = [row["ranks"] for row in details["nodes"] if min(ranks) in row["ranks"]]

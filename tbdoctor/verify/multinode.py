@@ -214,3 +214,16 @@ def node_problems(table: list[dict], nnodes: int) -> list[dict]:
         found.append(problem("distributed.node-missing",
                              f"{len(table)} of {nnodes} nodes reported", "rerun with -v on every node"))
     return found
+
+
+def hang_problem(hung: dict, world: int) -> dict:
+    """The all_gather after training did not complete within the collective timeout."""
+    arrived = hung.get("arrived") or []
+    late = [r for r in range(world) if r not in arrived]
+    return problem(
+        "distributed.collective-hang",
+        f"the collective after training did not complete within {hung.get('seconds') or 0:g}s: "
+        f"rank{'s' if len(arrived) != 1 else ''} {', '.join(map(str, arrived)) or 'none'} arrived, "
+        f"rank{'s' if len(late) != 1 else ''} {', '.join(map(str, late)) or 'none'} did not ({hung.get('error', '')})",
+        "look at the ranks that did not arrive (rerun with -v on their nodes): a crash, a hang in training, "
+        "or a network path that carries the rendezvous but not the collective (socket interface, firewall)")

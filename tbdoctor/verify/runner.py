@@ -66,6 +66,8 @@ def verify(target: Target, options: Options,
     for framework in options.frameworks:
         if framework == "torch" and options.distributed:
             ctx = job.context(run_dir, values, distributed=True, backend="auto")
+            if options.nodes is not None:
+                ctx["collective_timeout"] = options.nodes.timeout
             run, distributed_phase, outcome.distributed = job.run_distributed(
                 target, ctx, options.nproc, options.timeout, listen, options.nodes)
         else:
