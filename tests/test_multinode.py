@@ -30,6 +30,12 @@ def node_argv(python, tmp_path, rank: int, endpoint: str, *extra: str) -> list[s
             "--rdzv-endpoint", endpoint, "--no-server", "--no-browser", *extra]
 
 
+def private_hosts(hosts, argv: list[str]) -> list[str]:
+    """``argv`` in a private mount namespace whose /etc/hosts is ``hosts`` (a user namespace when not root)."""
+    unshare = ["unshare", "-m", "--propagation", "private"] + ([] if os.geteuid() == 0 else ["-r"])
+    return unshare + ["sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *argv]
+
+
 def finish(proc: subprocess.Popen) -> tuple[int, dict]:
     out, err = proc.communicate(timeout=300)
     assert "Traceback" not in err, err
@@ -99,9 +105,7 @@ def test_hostname_resolving_to_127_0_1_1_is_named(stack_env, tmp_path):
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n")
     argv = node_argv(stack_env.python, tmp_path, 1, "192.0.2.10:29400")  # TEST-NET-1: another machine
-    script = f'mount --bind "$0" /etc/hosts && exec "$@"'
-    proc = subprocess.run(["unshare", "-r", "-m", "--propagation", "private", "sh", "-c", script, str(hosts), *argv],
-                          capture_output=True, text=True, env=clean_env(), timeout=120)
+    proc = subprocess.run(private_hosts(hosts, argv), capture_output=True, text=True, env=clean_env(), timeout=120)
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
     assert [p["id"] for p in report["distributed"]["problems"]] == ["distributed.hostname-loopback"]
@@ -121,6 +125,7 @@ def test_launcher_environment_supplies_the_nodes():
     assert multinode.settings(None, None, None, None, 60.0, {}) is None
 
 
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1)")
 def test_check_names_the_same_problems_without_a_job(stack_env, tmp_path):
     """A cluster CI job's `check`: a host name mapped to 127.0.1.1 and a socket interface
     the node lacks, with multi-node variables set (private mount namespace, own /etc/hosts)."""
@@ -128,9 +133,7 @@ def test_check_names_the_same_problems_without_a_job(stack_env, tmp_path):
     hosts.write_text(f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n")
     env = clean_env(NCCL_SOCKET_IFNAME="=ib7", WORLD_SIZE="2", RANK="1", MASTER_ADDR="192.0.2.10")
     argv = [sys.executable, "-c", _BOOT, "check", "--json", "--python", str(stack_env.python)]
-    proc = subprocess.run(["unshare", "-r", "-m", "--propagation", "private", "sh", "-c",
-                           'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *argv],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(private_hosts(hosts, argv), capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1, proc.stderr
     found = {c["id"]: c for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("distributed.")}
     assert found["distributed.interface-missing"]["status"] == "error"
@@ -142,7 +145,7 @@ def test_check_names_the_same_problems_without_a_job(stack_env, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--nnodes", "2", "--node-rank", "0"), "--nnodes needs --rdzv-endpoint"),
     (("--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"), "--node-rank 2: give this node's rank, 0 to 1"),
-    (("--nnodes", "2", "--rdzv-endpoint", "h:1"), "--node-rank None"),
+    (("--nnodes", "2", "--rdzv-endpoint", "h:1"), "--nnodes 2 needs --node-rank R"),
     (("--nnodes", "2", "--node-rank", "1", "--rdzv-endpoint", "a b"), "expected HOST:PORT"),
 ])
 def test_bad_node_flags_are_usage_errors(stack_env, args, message):

@@ -90,7 +90,10 @@ def settings(nnodes: int | None, node_rank: int | None, endpoint: str | None, rd
         return None
     if nnodes < 1:
         raise UsageError(f"--nnodes {nnodes}: must be at least 1")
-    if node_rank is None or not 0 <= node_rank < nnodes:
+    if node_rank is None:
+        raise UsageError(f"--nnodes {nnodes} needs --node-rank R, this node's rank, 0 to {nnodes - 1} "
+                         "(0 hosts the rendezvous)")
+    if not 0 <= node_rank < nnodes:
         raise UsageError(f"--node-rank {node_rank}: give this node's rank, 0 to {nnodes - 1} (0 hosts the rendezvous)")
     if not endpoint:
         raise UsageError("--nnodes needs --rdzv-endpoint HOST:PORT (the address of node rank 0)")
