@@ -87,6 +87,16 @@ def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distributed", action="store_true",
                    help="run the job with DistributedDataParallel under torchrun (NCCL on GPUs, gloo on CPU)")
     p.add_argument("--nproc", type=int, metavar="N", help="processes for --distributed (default 2)")
+    p.add_argument("--nnodes", type=int, metavar="N",
+                   help="machines for --distributed, meeting on torchrun's c10d rendezvous (default: Slurm's "
+                        "SLURM_NNODES or WORLD_SIZE with MASTER_ADDR when set, else 1)")
+    p.add_argument("--node-rank", type=int, metavar="R",
+                   help="this machine's rank, 0 to N-1; node 0 hosts the rendezvous (default: SLURM_NODEID or RANK)")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                   help="node 0's address (default: Slurm's first node or MASTER_ADDR, port MASTER_PORT or 29400)")
+    p.add_argument("--rdzv-id", metavar="ID", help="rendezvous id, the same on every node (default: SLURM_JOB_ID)")
+    p.add_argument("--rdzv-timeout", type=float, metavar="SECONDS",
+                   help="how long nodes wait for each other and for the endpoint (default 60)")
 
 
 def _source_arguments(p: argparse.ArgumentParser) -> None:

@@ -33,7 +33,17 @@ def probe(ctx) -> dict:
         "hostname": _safe(socket.gethostname),
         "user": _safe(getpass.getuser),
         "home": _safe(lambda: str(Path.home())),
+        "network": _network(),
     }
+
+
+def _network() -> dict:
+    """What multi-node torch.distributed depends on: the address the host name
+    resolves to, the interfaces, and the launcher's variables that are set."""
+    from tbdoctor.verify import multinode
+    _hostname, address = multinode.resolve_self()
+    return {"hostname_address": address, "interfaces": sorted(multinode.interfaces()),
+            "env": {k: os.environ[k] for k in multinode.ENV_VARS if os.environ.get(k)}}
 
 
 def _safe(getter):

@@ -18,6 +18,7 @@ import threading
 
 from tbdoctor import __version__, files, redact, target as target_mod
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+from tbdoctor.verify import multinode
 from tbdoctor.verify.runner import Options, verify
 
 FRAMEWORKS = {"torch": ("torch",), "tf": ("tf",), "all": ("torch", "tf")}
@@ -26,11 +27,15 @@ FRAMEWORKS = {"torch": ("torch",), "tf": ("tf",), "all": ("torch", "tf")}
 def options_from(args) -> Options:
     """Validate the flags (bad values are usage errors, exit 2)."""
     for name, value in (("lr", args.lr), ("steps", args.steps), ("nproc", args.nproc),
+                        ("nnodes", args.nnodes), ("rdzv-timeout", args.rdzv_timeout),
                         ("server-timeout", args.server_timeout), ("timeout", args.timeout)):
         if value is not None and not 0 < value < float("inf"):  # also refuses NaN
             raise UsageError(f"--{name} {value:g}: must be a positive number")
-    if args.nproc is not None and not args.distributed:
-        raise UsageError("--nproc needs --distributed")
+    for name in ("nproc", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_timeout"):
+        if getattr(args, name) is not None and not args.distributed:
+            raise UsageError(f"--{name.replace('_', '-')} needs --distributed")
+    nodes = multinode.settings(args.nnodes, args.node_rank, args.rdzv_endpoint, args.rdzv_id,
+                               args.rdzv_timeout or 60.0, dict(os.environ)) if args.distributed else None
     if args.steps is not None and args.steps > 1000:
         raise UsageError(f"--steps {args.steps}: at most 1000 (TensorBoard samples longer scalar series)")
     if args.port is not None and not 0 < args.port < 65536:
@@ -41,7 +46,7 @@ def options_from(args) -> Options:
         logdir=args.logdir, keep=args.keep, device=args.device, frameworks=FRAMEWORKS[args.framework],
         server=not args.no_server, serve=args.serve, port=args.port,
         server_timeout=args.server_timeout or 60.0, timeout=args.timeout or 600.0,
-        lr=args.lr, steps=args.steps, seed=args.seed, distributed=args.distributed, nproc=args.nproc or 2,
+        lr=args.lr, steps=args.steps, seed=args.seed, distributed=args.distributed, nproc=args.nproc or 2, nodes=nodes,
         browser=not args.no_browser,
     )
 

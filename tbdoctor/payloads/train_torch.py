@@ -13,6 +13,7 @@ class Job(PhaseLog):
     def __init__(self, ctx):
         PhaseLog.__init__(self)
         self.ctx = ctx
+        self.started = time.perf_counter()
         self.rank = int(os.environ.get("RANK", "0")) if ctx.get("distributed") else 0
         self.world = int(os.environ.get("WORLD_SIZE", "1")) if ctx.get("distributed") else 1
         self.out = {"framework": "torch", "rank": self.rank, "world_size": self.world,
@@ -189,10 +190,39 @@ class Job(PhaseLog):
     def gather(self, w, b):
         import torch.distributed as dist
         got = [None] * self.world
-        dist.all_gather_object(got, {"rank": self.rank, "weight": w, "bias": b})
+        store = arrival_store(self.ctx)
+        if store is not None:
+            store.set("tbdoctor/arrived/%d" % self.rank, "1")
+        try:
+            dist.all_gather_object(got, {"rank": self.rank, "weight": w, "bias": b, "node": self.node_facts()})
+        except Exception as exc:  # bounded by the collective timeout: say which ranks got there
+            arrived = [r for r in range(self.world)
+                       if store is not None and store.check(["tbdoctor/arrived/%d" % r])]
+            return {"backend": dist.get_backend(), "world_size": self.world, "ranks": [],
+                    "hung": {"arrived": arrived, "seconds": self.ctx.get("collective_timeout"),
+                             "error": first_line(exc)}}
         spread = max(max(g["weight"] for g in got) - min(g["weight"] for g in got),
                      max(g["bias"] for g in got) - min(g["bias"] for g in got))
         return {"backend": dist.get_backend(), "world_size": self.world, "ranks": got, "max_spread": spread}
+
+    def node_facts(self):
+        """What this rank's machine is, for the per-node table (multi-node verify)."""
+        import socket
+        torch, env = self.torch, os.environ
+        try:
+            nccl = ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else None
+        except Exception:
+            nccl = None
+        try:
+            address = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            address = None
+        return {"hostname": socket.gethostname(), "address": address, "group_rank": int(env.get("GROUP_RANK", "0")),
+                "local_rank": int(env.get("LOCAL_RANK", "0")), "torch": torch.__version__,
+                "cuda": torch.version.cuda, "nccl": nccl, "gloo": bool(torch.distributed.is_gloo_available()),
+                "device": str(self.device), "python": "%d.%d.%d" % sys.version_info[:3],
+                "interface": env.get("NCCL_SOCKET_IFNAME") or env.get("GLOO_SOCKET_IFNAME") or "",
+                "seconds": round(time.perf_counter() - self.started, 3)}
 
 
 class Logger:
@@ -369,6 +399,19 @@ def distribution_version(name):
         return None
 
 
+def arrival_store(ctx):
+    """A client of torchrun's store (MASTER_ADDR:MASTER_PORT) for arrival marks; None if unreachable."""
+    if not ctx.get("collective_timeout"):
+        return None
+    try:
+        import datetime
+        import torch.distributed as dist
+        return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                             timeout=datetime.timedelta(seconds=ctx["collective_timeout"]))
+    except Exception:
+        return None
+
+
 def gpu_extras(torch, device):
     """What a real GPU job also needs: cuDNN convolution, a mixed-precision step, peak memory."""
     torch.cuda.reset_peak_memory_stats(device)
@@ -407,7 +450,11 @@ def main():
             if backend == "auto":  # NCCL on GPUs, gloo on CPU
                 on_gpu = torch.cuda.is_available() and not str(job.ctx.get("device")).startswith(("cpu", "mps"))
                 backend = "nccl" if on_gpu else "gloo"
-            dist.init_process_group(backend)
+            if job.ctx.get("collective_timeout"):  # multi-node: a hung collective ends, named
+                import datetime
+                dist.init_process_group(backend, timeout=datetime.timedelta(seconds=job.ctx["collective_timeout"]))
+            else:
+                dist.init_process_group(backend)
         job.run()
     except Exception as exc:  # a bug or an unforeseen failure: still one classified line
         job.crashed(exc)

@@ -13,6 +13,7 @@ import math
 import os
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from tbdoctor.findings import quote_command
@@ -57,6 +58,9 @@ def render(outcome: Outcome, console: Console, verbose: bool = False, serving: b
         console.print()
         console.print("Across machines (run the same on each; HOST0 is the first one's address):")
         console.print(Text(f"  $ {outcome.distributed['multi_node_command']}", style="cyan"))
+    if outcome.distributed and outcome.distributed.get("nodes"):
+        console.print()
+        console.print(node_table(outcome.distributed["nodes"]))
     for note in outcome.notes if verbose else ():
         console.print(Text(note, style="dim"))
     if outcome.kinds:
@@ -137,7 +141,23 @@ def _reached(outcome: Outcome) -> str:
         return "TensorBoard serves what was written"
     if status.get("readback") == PASS:
         return "the event files read back exactly"
+    if (outcome.distributed or {}).get("nodes"):
+        return "training worked on every node (the node of global rank 0 writes the event files)"
     return "training worked (nothing was logged)"
+
+
+def node_table(nodes: list[dict]) -> Table:
+    """One row per machine of a multi-node verify, as rank 0 gathered them."""
+    table = Table(title="Nodes (as the rendezvous ranked them)", title_justify="left")
+    for name in ("node", "hostname", "address", "ranks", "torch", "cuda", "nccl", "gloo", "device", "interface",
+                 "seconds"):
+        table.add_column(name)
+    for row in nodes:
+        table.add_row(str(row.get("group_rank")), row.get("hostname") or "", row.get("address") or "",
+                      ",".join(map(str, row.get("ranks", []))), row.get("torch") or "", row.get("cuda") or "-",
+                      row.get("nccl") or "-", "yes" if row.get("gloo") else "no", row.get("device") or "",
+                      row.get("interface") or "default", f"{row.get('seconds') or 0:.1f}")
+    return table
 
 
 def curve_lines(points: list[tuple[int, float]], width: int = 60, height: int = 8, ascii_only: bool = False) -> list[str]:

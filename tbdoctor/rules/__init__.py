@@ -13,12 +13,12 @@ import traceback
 from dataclasses import replace
 
 from tbdoctor.findings import ERROR, SKIPPED, Finding
-from tbdoctor.rules import (causes, cuda, gpu, gpu_builds, gpu_health, integrity, jax, knowledge, numpy, ownership,
-                            pip, policy, python, pytorch, stack, tensorboard, tensorflow)
+from tbdoctor.rules import (causes, cuda, distributed, gpu, gpu_builds, gpu_health, integrity, jax, knowledge, numpy,
+                            ownership, pip, policy, python, pytorch, stack, tensorboard, tensorflow)
 
 RULES = python.RULES + pip.RULES + gpu.RULES + gpu_health.RULES + cuda.RULES + pytorch.RULES + tensorflow.RULES \
     + jax.RULES + tensorboard.RULES + numpy.RULES + stack.RULES + integrity.RULES + gpu_builds.RULES + knowledge.RULES \
-    + policy.RULES
+    + distributed.RULES + policy.RULES
 
 # Steps over all findings, after the rules: one cause, one fix; then what pip may not touch.
 POST = (causes.group, ownership.guard)

@@ -18,6 +18,7 @@ from typing import Callable
 from tbdoctor import probe, procs
 from tbdoctor.findings import quote_command
 from tbdoctor.target import Target
+from tbdoctor.verify import multinode
 from tbdoctor.verify.result import FAIL, PASS, REFERENCE, SKIPPED, JobRun, Phase
 
 PAYLOADS = {"torch": "train_torch.py", "tf": "train_tf.py"}
@@ -130,9 +131,13 @@ def run_single(target: Target, framework: str, ctx: dict, timeout: float, listen
     return from_report(found[-1])
 
 
-def torchrun_argv(python: str, nproc: int, script: str, ctx: dict, nnodes: int = 1, endpoint: str = "") -> list[str]:
+def torchrun_argv(python: str, nproc: int, script: str, ctx: dict, nnodes: int = 1, endpoint: str = "",
+                  nodes: multinode.Nodes | None = None) -> list[str]:
     argv = [python, "-m", "torch.distributed.run"]
-    if nnodes == 1 and not endpoint:
+    if nodes is not None:  # torchrun's c10d rendezvous; node rank 0 hosts its store
+        argv += ["--nnodes", str(nodes.nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", nodes.endpoint,
+                 "--rdzv-id", nodes.rdzv_id, "--rdzv-conf", nodes.rdzv_conf()]
+    elif nnodes == 1 and not endpoint:
         argv += ["--standalone", "--nnodes", "1"]
     else:
         argv += ["--nnodes", str(nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
@@ -141,45 +146,76 @@ def torchrun_argv(python: str, nproc: int, script: str, ctx: dict, nnodes: int =
 
 
 def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float,
-                    listen: Listener = quiet) -> tuple[JobRun, Phase, dict]:
-    """The torch job under torchrun: (rank 0's job, the distributed phase, details)."""
+                    listen: Listener = quiet, nodes: multinode.Nodes | None = None) -> tuple[JobRun, Phase, dict]:
+    """The torch job under torchrun, on this machine or as one of ``nodes``:
+    (this node's lowest rank's job, the distributed phase, details)."""
+    details = {"nproc": nproc, "backend": ctx.get("backend"), "launcher": "torchrun"}
+    if nodes is not None:
+        details.update(nodes.to_dict())
+        found = multinode.local_problems(nodes, os.environ)
+        if found:
+            details["problems"] = found
+            return (JobRun("torch", []), Phase("distributed", FAIL, 0.0, found[0]["detail"], found[0]["fix"]),
+                    details)
     source = job_source("torch")
     with tempfile.TemporaryDirectory(prefix="tbdoctor-verify-") as cwd:
         script = os.path.join(cwd, "tbdoctor_verify_job.py")
         with open(script, "w", encoding="utf-8") as fh:
             fh.write(source)
-        argv = torchrun_argv(target.python, nproc, script, ctx)
+        argv = torchrun_argv(target.python, nproc, script, ctx, nodes=nodes)
         proc = procs.run(argv, timeout=timeout, env=_env(), cwd=cwd, on_line=line_reader("torch", listen))
         kept = _keep_script(script, ctx["run_dir"])
     ranks = {r.get("rank"): r for r in probe.emitted(proc.stdout)}
-    details = {"nproc": nproc, "backend": ctx.get("backend"), "launcher": "torchrun", "job_script": kept,
-               "multi_node_command": multi_node_command(nproc, ctx, kept or "tbdoctor_verify_job.py")}
-    if 0 not in ranks:
+    details.update(job_script=kept)
+    if nodes is None:
+        details["multi_node_command"] = multi_node_command(nproc, ctx, kept or "tbdoctor_verify_job.py")
+    if not ranks:
         job = _died("torch", proc, "torchrun")
         why = proc.failure() or "no result"
+        named = multinode.launch_problem(nodes, proc.stderr) if nodes is not None else None
+        if named:
+            details["problems"] = [named]
+            return (JobRun("torch", [], notes=job.notes),  # the job never started: only the rendezvous failed
+                    Phase("distributed", FAIL, proc.seconds, named["detail"], named["fix"]), details)
         return job, Phase("distributed", FAIL, proc.seconds, f"torchrun with {nproc} processes: {why}: "
                           f"{_stderr_reason(proc)}", "run `tbdoctor verify` without --distributed first; "
                           "then check that torch.distributed works (gloo on CPU, NCCL on GPUs)"), details
-    job = from_report(ranks[0])
-    gathered = ranks[0].get("distributed") or {}
+    first = ranks[min(ranks)]
+    job = from_report(first)
+    gathered = first.get("distributed") or {}
     details.update({k: gathered.get(k) for k in ("backend", "world_size", "max_spread")})
-    details["ranks"] = gathered.get("ranks", [])
-    missing = sorted(set(range(nproc)) - set(ranks))
+    details["ranks"] = [{k: v for k, v in r.items() if k != "node"} for r in gathered.get("ranks", [])]
+    world = nproc * (nodes.nnodes if nodes is not None else 1)
+    problems = []
+    if nodes is None:
+        missing = sorted(set(range(world)) - set(ranks))
+    else:
+        details["nodes"] = multinode.node_table(gathered.get("ranks", []))
+        problems = multinode.node_problems(details["nodes"], nodes.nnodes) if gathered.get("ranks") else []
+        if gathered.get("hung"):
+            problems = [multinode.hang_problem(gathered["hung"], world)]
+        if problems:
+            details["problems"] = problems
+        here = [row["ranks"] for row in details["nodes"] if min(ranks) in row["ranks"]]
+        missing = sorted(set(here[0] if here else ranks) - set(ranks))
     phase = Phase("distributed", PASS, proc.seconds)
-    if job.phases and any(p.status == FAIL for p in job.phases):
-        phase.status, phase.detail = SKIPPED, "the job failed on rank 0"
+    if problems:
+        phase.status, phase.detail, phase.fix = FAIL, problems[0]["detail"], problems[0]["fix"]
+    elif job.phases and any(p.status == FAIL for p in job.phases):
+        phase.status, phase.detail = SKIPPED, f"the job failed on rank {min(ranks)}"
     elif missing or not proc.ok:
         phase.status, phase.detail = FAIL, (f"ranks {missing} did not report" if missing
                                             else f"torchrun {proc.failure()}: {_stderr_reason(proc)}")
         phase.fix = "rerun with -v to see every rank's output"
-    elif gathered.get("world_size") != nproc:
-        phase.status, phase.detail = FAIL, f"world size {gathered.get('world_size')}, expected {nproc}"
+    elif gathered.get("world_size") != world:
+        phase.status, phase.detail = FAIL, f"world size {gathered.get('world_size')}, expected {world}"
     elif (gathered.get("max_spread") or 0.0) > 1e-6:
         phase.status = FAIL
         phase.detail = f"the ranks' parameters differ by {gathered['max_spread']:.3g} after all-reduce"
         phase.fix = "gradients are not being all-reduced: check the backend and the network between ranks"
     else:
-        phase.detail = (f"{nproc} ranks, backend {gathered.get('backend')}, gradients all-reduced, "
+        where = f" on {nodes.nnodes} nodes" if nodes is not None else ""
+        phase.detail = (f"{world} ranks{where}, backend {gathered.get('backend')}, gradients all-reduced, "
                         f"parameters identical on every rank")
     return job, phase, details
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from tbdoctor.target import Target
-from tbdoctor.verify import job, kinds as kinds_mod, readback, server as server_mod
+from tbdoctor.verify import job, kinds as kinds_mod, multinode, readback, server as server_mod
 from tbdoctor.verify.result import FAIL, PASS, SKIPPED, Outcome, Phase
 
 
@@ -34,6 +34,7 @@ class Options:
     seed: int | None = None
     distributed: bool = False
     nproc: int = 2
+    nodes: multinode.Nodes | None = None  # --nnodes ... or the launcher's environment
     browser: bool = True
 
 
@@ -65,8 +66,10 @@ def verify(target: Target, options: Options,
     for framework in options.frameworks:
         if framework == "torch" and options.distributed:
             ctx = job.context(run_dir, values, distributed=True, backend="auto")
+            if options.nodes is not None:
+                ctx["collective_timeout"] = options.nodes.timeout
             run, distributed_phase, outcome.distributed = job.run_distributed(
-                target, ctx, options.nproc, options.timeout, listen)
+                target, ctx, options.nproc, options.timeout, listen, options.nodes)
         else:
             run = job.run_single(target, framework, job.context(run_dir, values), options.timeout, listen)
         _announce(listen, run.phases)
@@ -83,7 +86,9 @@ def verify(target: Target, options: Options,
             return phase
         back = _timed(listen, "readback", read_back)
     else:
-        back = Phase("readback", SKIPPED, detail="nothing to read: no job logged its run")
+        why = ("nothing to read here: the node of global rank 0 writes and reads back the event files"
+               if (outcome.distributed or {}).get("nodes") else "nothing to read: no job logged its run")
+        back = Phase("readback", SKIPPED, detail=why)
         _announce(listen, [back])
     outcome.phases.append(back)
     outcome.curve = _curve(found, outcome)
