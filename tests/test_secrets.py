@@ -64,7 +64,12 @@ def leaked(secrets: list[str], texts: dict[str, str], innocent: str = "") -> lis
 
 _core = st.text(ALNUM, min_size=16, max_size=40)
 # For the CLI: secrets with some variety, so that no window of one is in ordinary output ("000000").
-_varied = _core.filter(lambda s: len(set(s)) >= 8)
+def _no_word(s: str) -> bool:
+    """No 6-character window of ``s`` is letters of one case only (a word like "tensor" is in any report)."""
+    return not any(w.isalpha() and (w.islower() or w.isupper()) for w in (s[i:i + 6] for i in range(len(s) - 5)))
+
+
+_varied = _core.filter(lambda s: len(set(s)) >= 8 and _no_word(s))
 _chunks = st.lists(st.text(ALNUM, min_size=4, max_size=12), min_size=2, max_size=5)
 _special = st.sampled_from(SPECIALS)
 
@@ -338,8 +343,8 @@ def _assert_seen(texts: dict[str, str], hang: bool) -> None:
        wandb=st.text("0123456789abcdef", min_size=40, max_size=40).filter(lambda s: len(set(s)) >= 8),
        pip_password=wild(specials=("@", "%", "'", "é", "!", "$")).filter(lambda s: len(set(s)) >= 8),
        extra=_varied, uv=_varied, netrc=st.text(ALNUM + "!$%&*", min_size=12, max_size=30).filter(
-           lambda s: len(set(s)) >= 8), path_core=_varied, logdir_core=_varied,
-       hang_core=st.text(ALNUM, min_size=30, max_size=36).filter(lambda s: len(set(s)) >= 8))
+           lambda s: len(set(s)) >= 8 and _no_word(s)), path_core=_varied, logdir_core=_varied,
+       hang_core=st.text(ALNUM, min_size=30, max_size=36).filter(lambda s: len(set(s)) >= 8 and _no_word(s)))
 def test_no_part_of_any_planted_secret_leaves_through_the_cli(planted_env, tmp_path_factory, hf, innocent_core, wandb,
                                                               pip_password, extra, uv, netrc, path_core, logdir_core,
                                                               hang_core):
