@@ -180,6 +180,7 @@ def check(facts: dict, findings: list[Finding], pip: pipcmd.Pip, use_cache: bool
     findings = [_rederive(facts, f, moved) if f in problems else f for f in findings]
     resolver = _Resolver(facts, pip, use_cache)
     try:
+        findings = [_reinstallable(facts, f, resolver) if f in problems else f for f in findings]
         ok, _ = resolver.ask(*_question(facts, [f for f in findings if plan_mod.selected(f, None)]))
         if ok:
             return findings, "pip's resolver confirmed that the pip install commands shown work together"
@@ -187,6 +188,17 @@ def check(facts: dict, findings: list[Finding], pip: pipcmd.Pip, use_cache: bool
             "pip's resolver checked the pip install commands shown; what it rejected was replaced or left out"
     except _Unreachable as exc:
         return unverified(findings, str(exc))
+
+
+def _reinstallable(facts: dict, f: Finding, resolver: _Resolver) -> Finding:
+    """``f``, or ``f`` without its command when a version it reinstalls (--force-reinstall) is
+    offered by no package source: the set's dry run cannot tell, an installed version satisfies it."""
+    for fix in f.fixes:
+        if fix.kind == INSTALL and "--force-reinstall" in plan_mod.command_options(fix):
+            ok, why = resolver.ask(list(fix.packages), ["--no-deps", "--ignore-installed"])
+            if not ok:
+                return _no_command(facts, f, why)
+    return f
 
 
 def _one_by_one(facts: dict, findings: list[Finding], moved: frozenset[str], resolver: _Resolver) -> list[Finding]:

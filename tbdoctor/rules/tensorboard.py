@@ -5,6 +5,8 @@ localhost and port 6006. Pure."""
 
 from __future__ import annotations
 
+from packaging.utils import canonicalize_name
+
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix
 from tbdoctor.rules import logdir
 from tbdoctor.rules.common import pip_install, pip_uninstall, remove_folder
@@ -159,10 +161,24 @@ def network(facts: dict) -> list[Finding]:
 
 def plugins(facts: dict) -> list[Finding]:
     tb = facts.get("tensorboard") or {}
+    own = canonicalize_name(tb.get("distribution") or "tensorboard")
+    broken = not tb.get("import_ok") or tb.get("protos_error") or tb.get("cli_error")
     findings = []
     for p in tb.get("plugins") or ():
         error = p.get("error")
         if not error:
+            continue
+        if canonicalize_name(p["dist"]) == own:  # TensorBoard's own plugin: never "uninstall TensorBoard"
+            if not broken:  # else the import findings above name the cause (an old protobuf, ...)
+                findings.append(Finding(
+                    "tensorboard.plugin-failed", ERROR,
+                    f"TensorBoard's own plugin {p['name']} ({p['dist']} {p['version']}) fails to load: "
+                    f"{error.get('line')}",
+                    detail=f"Entry point {p['name']} = {p['value']}: the `tensorboard` command stops with this "
+                           "traceback. Its files are damaged or mixed with another release's.",
+                    hint=f"Reinstall {p['dist']} over them.", subject=p["dist"],
+                    fixes=(pip_install(facts, f"{p['dist']}=={p['version']}", options=("--force-reinstall", "--no-deps")),),
+                    verbose_detail=error.get("traceback") or ""))
             continue
         findings.append(Finding(
             "tensorboard.plugin-failed", ERROR,
