@@ -2,8 +2,8 @@
 
 Root causes: a package family installed twice (``<section>.duplicate-install``,
 any family of ``checks/families.toml``) and a required distribution that is not
-installed (``pip.missing-requirement``). A finding whose fix installs or removes
-a member of a duplicated family follows from the duplicate: its own fix is
+installed (``pip.missing-requirement``). A finding about a member of a duplicated
+family (its subject), or whose fix installs or removes one, follows from the duplicate: its own fix is
 dropped, and what it asked of the member that is kept is folded into the
 root's one fix (uninstall every member, install that one member). A finding
 that fails on a missing module of a missing distribution follows from
@@ -38,8 +38,11 @@ def _names(fix: Fix) -> set[str]:
 
 
 def _follows(finding: Finding, root: Finding, members: set[str]) -> bool:
-    return finding is not root and any(fix.kind in (_INSTALL, _UNINSTALL) and _names(fix) & members
-                                       for fix in finding.fixes)
+    """A finding about a member (its subject: tb-nightly with setuptools >= 82) or whose fix moves one."""
+    if finding is root or not any(fix.kind in (_INSTALL, _UNINSTALL) for fix in finding.fixes):
+        return False
+    return canonicalize_name(finding.subject or "") in members or any(
+        fix.kind in (_INSTALL, _UNINSTALL) and _names(fix) & members for fix in finding.fixes)
 
 
 def _family_of(root: Finding) -> set[str]:

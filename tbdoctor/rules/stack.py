@@ -96,7 +96,7 @@ def known_bad_pairs(facts: dict) -> list[Finding]:
             if pair.get("alternative"):
                 hint += f"; {pair['alternative']}"
         findings.append(Finding(pair["id"], pair["status"], title, detail=f"{pair['detail']} (source: {pair['source']})",
-                                hint=hint + ".", fixes=(fix,)))
+                                hint=hint + ".", fixes=(fix,), subject=canonicalize_name(next(iter(pair["when"])))))
     return findings
 
 
