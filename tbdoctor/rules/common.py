@@ -112,6 +112,17 @@ def _pip_argv(facts: dict, verb: str) -> list[str]:
     return [python, "-m", "pip", verb]
 
 
+def fix_projects(fix: Fix) -> list[str]:
+    """The canonical project names of ``fix.packages`` (requirements or bare names), in order."""
+    names = []
+    for raw in fix.packages:
+        try:
+            names.append(canonicalize_name(Requirement(raw).name))
+        except InvalidRequirement:
+            names.append(canonicalize_name(raw))
+    return names
+
+
 def pip_install(facts: dict, *requirements: str, options: tuple[str, ...] = ()) -> Fix:
     argv = _pip_argv(facts, "install") + list(options) + list(requirements)
     return Fix("pip-install", quote_command(argv), tuple(requirements))
