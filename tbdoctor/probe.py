@@ -116,9 +116,23 @@ def hang_window() -> float:
         return HANG_WINDOW
 
 
+_SIBLING = re.compile(r"^from \.(\w+) import", re.M)
+
+
 def payload_source(filename: str) -> str:
+    """The script the target runs for payload ``filename``: payloads/_boot.py, then the
+    call that runs the payload with the sibling modules it imports (see _boot.py)."""
     files = resources.files("tbdoctor.payloads")
-    return files.joinpath("_common.py").read_text(encoding="utf-8") + "\n" + files.joinpath(filename).read_text(encoding="utf-8")
+    read = lambda name: files.joinpath(name + ".py").read_text(encoding="utf-8")  # noqa: E731
+    main = filename.removesuffix(".py")
+    sources: dict[str, str] = {}
+    todo = [main]
+    while todo:
+        name = todo.pop()
+        if name not in sources:
+            sources[name] = read(name)
+            todo += _SIBLING.findall(sources[name])
+    return read("_boot") + f"\n\nrun({sources!r}, {main!r})\n"
 
 
 def emitted(stdout: str) -> list[dict]:

@@ -1,12 +1,17 @@
-# Shared by the training jobs (train_torch.py, train_tf.py): sent after
-# _common.py and before the job, run BY THE TARGET interpreter. Phase
+# Shared by the training jobs (train_torch.py, train_tf.py), which import it;
+# run BY THE TARGET interpreter. Phase
 # bookkeeping, progress marks (so tbdoctor knows how far a job that died got), and one-line reasons and fixes for import and write errors. Stdlib only.
 import errno
+import json
 import math
+import os
 import shlex
 import subprocess
+import sys
 import threading
 import time
+
+from ._common import emit, first_line
 
 PHASE_MARK = "@@tbdoctor-phase@@"  # a phase begins
 PHASE_DONE_MARK = "@@tbdoctor-phase-done@@"  # a phase ended: its JSON follows

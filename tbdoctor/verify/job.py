@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-from importlib import resources
 from typing import Callable
 
 from tbdoctor import probe, procs
@@ -115,10 +114,8 @@ def from_report(data: dict) -> JobRun:
 
 
 def job_source(framework: str) -> str:
-    """_common.py + _job.py (shared by the jobs) + the framework's job, as the target runs it."""
-    files = resources.files("tbdoctor.payloads")
-    return "\n".join(files.joinpath(name).read_text(encoding="utf-8")
-                     for name in ("_common.py", "_job.py", PAYLOADS[framework]))
+    """The framework's job with _job.py and _common.py, as one script the target runs."""
+    return probe.payload_source(PAYLOADS[framework])
 
 
 def run_single(target: Target, framework: str, ctx: dict, timeout: float, listen: Listener = quiet) -> JobRun:
