@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from tbdoctor import (__version__, cache, facts as facts_mod, pipcmd, policy as policy_mod, probe, render, rules, solve,
-                      target as target_mod)
+from tbdoctor import (__version__, cache, facts as facts_mod, payload, pipcmd, policy as policy_mod, probe, render, rules,
+                      solve, target as target_mod)
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.findings import SECTIONS, Report
 
@@ -74,8 +74,8 @@ def _probe_or_reuse(chosen, only, args, notes: list[str]) -> dict:
     key = None
     if not (args.no_cache or os.environ.get("TBDOCTOR_NO_CACHE")):
         try:
-            key = cache.fingerprint(chosen, probe.run_payload(chosen, "fingerprint.py", timeout)["digest"])
-        except (probe.ProbeFailed, KeyError, TypeError):
+            key = cache.fingerprint(chosen, payload.run_payload(chosen, "fingerprint.py", timeout)["digest"])
+        except (payload.ProbeFailed, KeyError, TypeError):
             key = None  # the probes will say what is wrong with this interpreter
         hit = key and cache.load(chosen, key, {p.name for p in run})
         if hit and getattr(args, "verbose", False) and not (hit[0].get("packages") or {}).get("hashed"):

@@ -17,7 +17,7 @@ import sys
 from packaging.utils import canonicalize_name
 from rich.text import Text
 
-from tbdoctor import apply as apply_mod, envlock, impact as impact_mod, pipcmd, plan as plan_mod, probe, profiles, snapshot
+from tbdoctor import apply as apply_mod, envlock, impact as impact_mod, pipcmd, payload, plan as plan_mod, profiles, snapshot
 from tbdoctor.commands.check import build_report
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.facts import redact_text
@@ -176,7 +176,7 @@ def _unrestorable(out, target: Target, impact: impact_mod.Impact, the_plan: plan
     replaced = {canonicalize_name(c.name) for c in impact.changes if c.old is not None} | the_plan.uninstalls
     try:
         cannot = snapshot.unrestorable(target, replaced)
-    except probe.ProbeFailed:
+    except payload.ProbeFailed:
         return False  # taking the snapshot will try again and stop if it fails
     if cannot:
         fixplan.refusal(out, "the plan would remove or replace what tbdoctor cannot put back exactly; nothing was changed",
