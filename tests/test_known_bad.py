@@ -19,7 +19,7 @@ import pytest
 from uv import find_uv_bin
 
 from conftest import by_id, check_json, dist, ids, layered_venv, make_facts, packages_facts, pip_install
-from tbdoctor.rules import stack
+from tbdoctor.rules import import_failure, stack
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,7 @@ def test_every_pair_is_well_formed():
         assert pair["source"] and pair["status"] in ("error", "warning") and pair["title"] and pair["detail"]
         assert all(SpecifierSet(spec) for spec in pair["when"].values())
         assert all(Requirement(r) for r in pair["fix"] + pair.get("fallback", []))
-        assert pair.get("explains", "other") in stack.REASONS
+        assert pair.get("explains", "other") in import_failure.REASONS
 
 
 @pytest.mark.parametrize("a, b, overlap", [
