@@ -113,6 +113,13 @@ class PhaseLog:
     def failed(self, name, start, reason, fix, seconds=None):
         self.done(name, start, "fail", reason, fix, seconds)
 
+    def import_failed(self, start, exc, module):
+        """The import phase failed on ``module`` (its own requirement): the others are skipped."""
+        self.failed("import", start, "%s cannot be imported: %s" % (module, first_line(exc)),
+                    import_fix(exc, module, module))
+        for name in ("data", "train", "log"):
+            self.skip(name, "%s could not be imported" % module)
+
     def skip(self, name, reason):
         self.phases.setdefault(name, {"name": name, "status": "skipped", "seconds": 0.0,
                                       "detail": reason, "fix": ""})

@@ -10,7 +10,7 @@ import time
 from ._common import context, first_line
 from ._job import (
     PhaseLog, check_fix, converged, diverged, finish, fit_picture,
-    import_fix, not_converged, write_error,
+    not_converged, write_error,
 )
 
 class Job(PhaseLog):
@@ -25,11 +25,7 @@ class Job(PhaseLog):
         try:
             import tensorflow as tf
         except Exception as exc:
-            self.failed("import", t, "tensorflow cannot be imported: " + first_line(exc),
-                        import_fix(exc, "tensorflow", "tensorflow"))
-            for name in ("data", "train", "log"):
-                self.skip(name, "tensorflow could not be imported")
-            return
+            return self.import_failed(t, exc, "tensorflow")
         self.out["versions"]["tensorflow"] = tf.__version__
         try:
             from tensorboard.plugins.hparams import api as hp

@@ -34,11 +34,7 @@ class Job(PhaseLog):
         try:
             import torch
         except Exception as exc:
-            self.failed("import", t, "torch cannot be imported: " + first_line(exc),
-                        import_fix(exc, "torch", "torch"))
-            for name in ("data", "train", "log"):
-                self.skip(name, "torch could not be imported")
-            return
+            return self.import_failed(t, exc, "torch")
         self.torch = torch
         self.out["versions"]["torch"] = torch.__version__
         self.out["versions"]["cuda"] = torch.version.cuda

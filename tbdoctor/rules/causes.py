@@ -20,32 +20,22 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from tbdoctor import tables
-from tbdoctor.findings import Finding, Fix
-from tbdoctor.rules.common import pip_install
+from tbdoctor.findings import Finding
+from tbdoctor.rules.common import fix_packages, pip_install
 
 _INSTALL, _UNINSTALL = "pip-install", "pip-uninstall"
 _NO_MODULE = re.compile(r"No module named '([\w.]+)'")
 
 
-def _names(fix: Fix) -> set[str]:
-    names = set()
-    for raw in fix.packages:
-        try:
-            names.add(canonicalize_name(Requirement(raw).name))
-        except InvalidRequirement:
-            names.add(canonicalize_name(raw))
-    return names
-
-
 def _follows(finding: Finding, root: Finding, members: set[str]) -> bool:
-    return finding is not root and any(fix.kind in (_INSTALL, _UNINSTALL) and _names(fix) & members
+    return finding is not root and any(fix.kind in (_INSTALL, _UNINSTALL) and set(fix_packages(fix)) & members
                                        for fix in finding.fixes)
 
 
 def _family_of(root: Finding) -> set[str]:
     """The members of the family a duplicate-install finding is about."""
     section = root.id.split(".", 1)[0]
-    names = {n for fix in root.fixes if fix.kind == _UNINSTALL for n in _names(fix)}
+    names = {n for fix in root.fixes if fix.kind == _UNINSTALL for n in fix_packages(fix)}
     for family in tables.load("families")["family"]:
         members = {canonicalize_name(m) for m in family["members"]}
         if family["section"] == section and names & members:

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 
 from tbdoctor.compat import parse_version
 from tbdoctor.findings import Finding, Fix, quote_command
 from tbdoctor.plan import command_options
-from tbdoctor.rules.common import installed, manual, pip_install, pip_uninstall, target_python
+from tbdoctor.rules.common import fix_packages, installed, manual, pip_install, pip_uninstall, target_python
 
 _PIP = ("pip-install", "pip-uninstall")
 
@@ -61,16 +60,6 @@ def describe(who: dict) -> str:
     return f"{who['manager']} package {who['package']}"
 
 
-def _names(fix: Fix) -> list[str]:
-    names = []
-    for raw in fix.packages:
-        try:
-            names.append(canonicalize_name(Requirement(raw).name))
-        except InvalidRequirement:
-            names.append(canonicalize_name(raw))
-    return names
-
-
 def guard(facts: dict, findings: list[Finding]) -> list[Finding]:
     """``findings`` whose pip fixes leave owned files and PEP 668 interpreters alone."""
     py = facts.get("python") or {}
@@ -86,7 +75,7 @@ def guard(facts: dict, findings: list[Finding]) -> list[Finding]:
     for f in findings:
         fixes, owned = [], {}
         for fix in f.fixes:
-            pairs = list(zip(fix.packages, _names(fix))) if fix.kind in _PIP else []
+            pairs = list(zip(fix.packages, fix_packages(fix))) if fix.kind in _PIP else []
             mine = [(raw, name) for raw, name in pairs if name in have and owner(facts, have[name].get("metadata_dir"))]
             if not mine:
                 fixes.append(fix)

@@ -8,54 +8,11 @@ from __future__ import annotations
 
 import re
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from tbdoctor import tables
-from tbdoctor.compat import parse_version
 from tbdoctor.findings import ERROR, Finding
-from tbdoctor.rules.common import broken_pins, installed, pip_install, pip_uninstall, requirements
-
-
-
-def version_of(facts: dict, name: str) -> Version | None:
-    dist = installed(facts).get(canonicalize_name(name))
-    return parse_version(dist["version"]) if dist else None
-
-
-def _matches(facts: dict, when: dict) -> dict[str, str] | None:
-    """Installed versions by name when every package of ``when`` matches, else None."""
-    seen = {}
-    for name, spec in when.items():
-        version = version_of(facts, name)
-        try:
-            if version is None or not SpecifierSet(spec).contains(version, prereleases=True):
-                return None
-        except InvalidSpecifier:
-            return None
-        seen[name] = str(version)
-    return seen
-
-
-def fired_pairs(facts: dict) -> list[tuple[dict, dict[str, str]]]:
-    """The known-bad pairs that apply to the installed versions: (entry, versions)."""
-    if not facts.get("packages"):
-        return []
-    found = []
-    for pair in tables.load("known_bad")["pair"]:
-        versions = _matches(facts, pair["when"])
-        if versions is not None:
-            found.append((pair, versions))
-    return found
-
-
-def explained(facts: dict, package: str, reason: str | None) -> bool:
-    """True when a known-bad pair involving ``package`` already reports a failure of this reason."""
-    name = canonicalize_name(package)
-    return any(pair.get("explains") == reason and name in {canonicalize_name(n) for n in pair["when"]}
-               for pair, _ in fired_pairs(facts))
-
+from tbdoctor.rules.common import broken_pins, fired_pairs, installed, pip_install, pip_uninstall, requirements
 
 def known_bad_pairs(facts: dict) -> list[Finding]:
     findings = []

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix
 from tbdoctor.rules import logdir
-from tbdoctor.rules.common import pip_install, pip_uninstall, remove_folder
-from tbdoctor.rules.import_failure import import_failed
+from tbdoctor.rules.common import import_failed, pip_install, pip_uninstall, remove_folder
 from tbdoctor.rules.stack import duplicate_families
 
 
