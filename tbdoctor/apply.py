@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 
 from packaging.utils import canonicalize_name
 
-from tbdoctor import probe, snapshot
+from tbdoctor import payload, snapshot
 from tbdoctor.facts import redact_text
 from tbdoctor.findings import ERROR, Finding, Report, quote_command
 from tbdoctor.impact import Impact
@@ -140,7 +140,7 @@ def apply(plan: Plan, impact: Impact, pip: Pip, target: Target, facts: dict, bef
         return outcome
     try:
         extra, missing = snapshot.differences(snap, snapshot.current_distributions(target))
-    except probe.ProbeFailed:  # the re-check listed them a moment ago; keep the plan's names
+    except payload.ProbeFailed:  # the re-check listed them a moment ago; keep the plan's names
         extra, missing = [(name, "") for name in replaced | plan.uninstalls], []
     snap.update(outcome=APPLIED, touched=sorted({name for name, _ in extra + missing}))
     return Outcome(APPLIED, f"applied; undo with `tbdoctor fix --rollback {snap.id}`", snap, after=after)

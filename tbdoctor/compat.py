@@ -232,11 +232,6 @@ def torch_arch_list(torch_version: str | None, variant: str) -> list[str] | None
     return None
 
 
-def torch_python_range(torch_version: str | None) -> tuple[str, str] | None:
-    row = torch_release(torch_version)
-    return (row["python_min"], row["python_max"]) if row else None
-
-
 def torch_index_url(variant: str) -> str:
     return _torch()["index_url"] + variant
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import platformdirs
 from packaging.utils import canonicalize_name
 
-from tbdoctor import files, probe
+from tbdoctor import files, payload
 from tbdoctor.errors import UsageError
 from tbdoctor.facts import redact_text
 from tbdoctor.findings import quote_command
@@ -126,9 +126,9 @@ def stash(snap: Snapshot, target: Target, names: set[str]) -> dict[str, str]:
     if not names:
         return {}
     try:
-        result = probe.run_payload(target, "repack.py", REPACK_TIMEOUT,
+        result = payload.run_payload(target, "repack.py", REPACK_TIMEOUT,
                                    {"names": sorted(names), "outdir": str(snap.wheels)})
-    except probe.ProbeFailed as exc:
+    except payload.ProbeFailed as exc:
         return {name: f"repacking failed: {exc}" for name in names}
     snap.update(wheels=[{k: w[k] for k in ("name", "version", "missing")} | {"file": Path(w["wheel"]).name}
                         for w in result.get("wheels", ())])
@@ -139,12 +139,12 @@ def unrestorable(target: Target, names: set[str]) -> dict[str, str]:
     """{name: why} for those of ``names`` that could not be repacked (nothing is written)."""
     if not names:
         return {}
-    result = probe.run_payload(target, "repack.py", PROBE_TIMEOUT, {"names": sorted(names), "outdir": None})
+    result = payload.run_payload(target, "repack.py", PROBE_TIMEOUT, {"names": sorted(names), "outdir": None})
     return dict(result.get("failed") or {})
 
 
 def current_distributions(target: Target) -> list[dict]:
-    data = probe.run_payload(target, "distributions.py", PROBE_TIMEOUT, {"cwd": None})
+    data = payload.run_payload(target, "distributions.py", PROBE_TIMEOUT, {"cwd": None})
     return [_brief(d) for d in data["distributions"]]
 
 
@@ -194,7 +194,7 @@ def restore(snap: Snapshot, pip: Pip, target: Target, scope: set[str] | None = N
     result = Restore(ok=False)
     try:
         extra, missing = differences(snap, current_distributions(target), scope)
-    except probe.ProbeFailed as exc:
+    except payload.ProbeFailed as exc:
         result.errors.append(f"cannot list the installed distributions: {exc}")
         return result
     names = sorted({name for name, _ in extra})
@@ -226,7 +226,7 @@ def restore(snap: Snapshot, pip: Pip, target: Target, scope: set[str] | None = N
             result.errors.append(f"uninstalling pip failed: {errors_of(run)}")
     try:
         extra_after, missing_after = differences(snap, current_distributions(target), scope)
-    except probe.ProbeFailed as exc:
+    except payload.ProbeFailed as exc:
         result.errors.append(f"cannot list the installed distributions after restoring: {exc}")
         result.by_hand = _by_hand(snap, pip, extra, missing)
         return result

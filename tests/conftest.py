@@ -15,7 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Run this checkout's tbdoctor without putting it on the target's PYTHONPATH.
-_BOOT = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli import main; sys.exit(main())"
+# The CLI as the tests run it: NVML answers from a recording when fake_gpu_env names one (tests/nvml_recording.py).
+_BOOT = (f"import sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+         "import nvml_recording; nvml_recording.install(); from tbdoctor.cli import main; sys.exit(main())")
 
 
 def clean_env(**extra: str) -> dict:
@@ -309,7 +311,7 @@ def fake_gpu_env(tmp_path: Path, smi: str | None = None, nvml: str = "library-no
         script.chmod(0o755)
     path = [str(bin_dir)] + [d for d in os.environ.get("PATH", "").split(os.pathsep)
                              if d and not os.path.exists(os.path.join(d, "nvidia-smi"))]
-    env = clean_env(PATH=os.pathsep.join(path), TBDOCTOR_NVML_RECORDING=str(FIXTURES / "nvml" / f"{nvml}.json"))
+    env = clean_env(PATH=os.pathsep.join(path), TBDOCTOR_TEST_NVML_RECORDING=str(FIXTURES / "nvml" / f"{nvml}.json"))
     for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"):
         env.pop(name, None)
     env.update(extra)

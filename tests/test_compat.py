@@ -7,7 +7,7 @@ import pytest
 
 from conftest import FIXTURES, tbdoctor
 from tbdoctor import compat, tables
-from tbdoctor.gpuinfo import nvidia_smi, system
+from tbdoctor.gpuinfo import nvidia_smi, os_gpus
 
 SMI = FIXTURES / "nvidia-smi"
 
@@ -96,7 +96,8 @@ def test_architectures_and_frameworks():
     # release wheels of cu130 carry no PTX (pytorch PRs #175567, #188914); cu118 has no sm_61 (builder list)
     assert compat.torch_arch_list("2.13", "cu130")[-1] == "sm_120" and "sm_61" not in compat.torch_arch_list("2.7", "cu118")
     assert compat.torch_arch_list("2.15", "cu130") is None  # 2.15's builds are unknown: no row is borrowed
-    assert compat.torch_python_range("2.15") == ("3.11", "3.15")
+    row = compat.torch_release("2.15")
+    assert (row["python_min"], row["python_max"]) == ("3.11", "3.15")
     assert compat.tensorflow_config("2.15.1") == {"version": "2.15.0", "python_min": "3.9", "python_max": "3.11",
                                                   "cudnn": "8.9", "cuda": "12.2"}
     assert compat.tensorflow_config("2.12", "windows") is None
@@ -180,9 +181,9 @@ def test_compat_bad_input_is_one_line_and_exit_2(args, message):
 def test_kernel_module_version_texts():
     proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
     open_module = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16)\n"
-    assert system.parse_module_version(proprietary) == "535.104.05"
-    assert system.parse_module_version(open_module) == "550.54.15"
-    assert system.parse_module_version(None) is None and system.parse_module_version("garbage") is None
+    assert os_gpus.parse_module_version(proprietary) == "535.104.05"
+    assert os_gpus.parse_module_version(open_module) == "550.54.15"
+    assert os_gpus.parse_module_version(None) is None and os_gpus.parse_module_version("garbage") is None
 
 
 # --- corrections of the December 2026 audit (shared/research/kb-audit-2026-12.md) ---

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import by_id, check_json, fake_gpu_env, ids, make_venv, tbdoctor
+from conftest import FIXTURES, by_id, check_json, fake_gpu_env, ids, make_venv, tbdoctor
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake nvidia-smi is a POSIX shell script")
 UUID = "3f8a2c1e-7b4d-4e2a-9c1f-5d6e7a8b9c01"
@@ -204,3 +204,13 @@ def test_console_report_redacts_uuids_too(tmp_path):
                     env=fake_gpu_env(tmp_path, nvml="a100-535", CUDA_VISIBLE_DEVICES=uuid[:12] + "zz"))
     assert "NVIDIA A100-SXM4-80GB" in proc.stdout and "CUDA_VISIBLE_DEVICES='GPU-<redacted>zz'" in proc.stdout
     assert UUID[:8] not in proc.stdout
+
+
+def test_a_stray_recording_variable_invents_no_gpus(tmp_path):
+    """The NVML recordings are the tests' (tests/nvml_recording.py): the variable that once
+    switched tbdoctor itself onto a recording names GPUs that this machine does not have."""
+    env = fake_gpu_env(tmp_path, smi=None, nvml="library-not-found",
+                       TBDOCTOR_NVML_RECORDING=str(FIXTURES / "nvml" / "a100-535.json"))
+    report, _ = check_json("--python", sys.executable, "--only", "gpu", env=env)
+    gpu = report["facts"]["gpu"]
+    assert gpu["gpus"] == [] and "A100" not in json.dumps(report), gpu

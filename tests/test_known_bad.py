@@ -19,7 +19,7 @@ import pytest
 from uv import find_uv_bin
 
 from conftest import by_id, check_json, dist, ids, layered_venv, make_facts, packages_facts, pip_install
-from tbdoctor.rules import stack
+from tbdoctor.rules import common, stack
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def _run(stack_env, folders, code, extra):
 def _fired(distributions) -> set[str]:
     """The known-bad pair ids the rules fire for these installed versions (first on sys.path wins)."""
     facts = make_facts(packages=packages_facts(*(dist(name, version) for name, version in distributions)))
-    return {pair["id"] for pair, _ in stack.fired_pairs(facts)}
+    return {pair["id"] for pair, _ in common.fired_pairs(facts)}
 
 
 @pytest.mark.parametrize("pair_id, bad, fixed, code, error, extra", CASES,
@@ -150,7 +150,7 @@ def test_every_pair_is_well_formed():
         assert pair["source"] and pair["status"] in ("error", "warning") and pair["title"] and pair["detail"]
         assert all(SpecifierSet(spec) for spec in pair["when"].values())
         assert all(Requirement(r) for r in pair["fix"] + pair.get("fallback", []))
-        assert pair.get("explains", "other") in stack.REASONS
+        assert pair.get("explains", "other") in common.REASONS
 
 
 @pytest.mark.parametrize("a, b, overlap", [

@@ -11,14 +11,13 @@ names the holder and exits 1.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from packaging.utils import canonicalize_name
 from rich.text import Text
 
-from tbdoctor import apply as apply_mod, envlock, impact as impact_mod, pipcmd, plan as plan_mod, probe, profiles, snapshot
-from tbdoctor.commands.check import build_report
+from tbdoctor import apply as apply_mod, envlock, impact as impact_mod, pipcmd, payload, plan as plan_mod, profiles, snapshot
+from tbdoctor.diagnose import diagnose
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.facts import redact_text
 from tbdoctor.findings import ERROR, Report
@@ -32,10 +31,7 @@ EXIT_INTERRUPTED = 130
 
 def _check(args) -> Report:
     """A fresh check; its install commands are checked by pip with the sources this fix uses."""
-    sources = _sources(args) if hasattr(args, "index_url") else ()
-    return build_report(argparse.Namespace(python=args.python, only=[], facts=None, timeout=args.timeout,
-                                           save_facts=None, ignore=list(args.ignore), quick=False, no_cache=True,
-                                           pip_sources=sources))
+    return diagnose(args.python, (), args.timeout, ignore=args.ignore, use_cache=False, pip_sources=_sources(args))
 
 
 def refusal(facts: dict, python: str) -> str | None:
@@ -176,7 +172,7 @@ def _unrestorable(out, target: Target, impact: impact_mod.Impact, the_plan: plan
     replaced = {canonicalize_name(c.name) for c in impact.changes if c.old is not None} | the_plan.uninstalls
     try:
         cannot = snapshot.unrestorable(target, replaced)
-    except probe.ProbeFailed:
+    except payload.ProbeFailed:
         return False  # taking the snapshot will try again and stop if it fails
     if cannot:
         fixplan.refusal(out, "the plan would remove or replace what tbdoctor cannot put back exactly; nothing was changed",
@@ -220,7 +216,7 @@ def _report(out, outcome: apply_mod.Outcome, the_plan: plan_mod.Plan, args) -> i
 
 def _rollback(args, out, snap: snapshot.Snapshot) -> int:
     target = choose(snap.data["target"]["python"])
-    current = _check(argparse.Namespace(python=target.python, timeout=args.timeout, ignore=[]))
+    current = diagnose(target.python, (), args.timeout, use_cache=False, pip_sources=())
     pip = pipcmd.Pip.for_facts(current.facts, (), bool(snap.data.get("break_system_packages")))
     what = sorted(set(snap.data.get("touched") or ()) | set(snap.data.get("may_touch") or ())
                   | {w["name"].lower() for w in snap.data.get("wheels") or ()})

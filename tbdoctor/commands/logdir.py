@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from tbdoctor import __version__, probe, rules, target as target_mod
+from tbdoctor import __version__, payload, probe, rules, target as target_mod
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.findings import Report
 from tbdoctor.rules import logdir as logdir_rules
@@ -35,8 +35,8 @@ def probe_logdir(chosen: target_mod.Target, path: str, timeout: float) -> tuple[
     """(facts["logdir"], facts["probes"]["logdir"]): a failed read is a probe.logdir finding."""
     meta = {"status": "ok", "section": "tensorboard", "seconds": 0.0}
     try:
-        return probe.run_payload(chosen, "logdir.py", timeout, {"logdir": path, "cwd": os.getcwd()}, watch=True), meta
-    except probe.ProbeFailed as exc:
+        return payload.run_payload(chosen, "logdir.py", timeout, {"logdir": path, "cwd": os.getcwd()}, watch=True), meta
+    except payload.ProbeFailed as exc:
         return None, dict(meta, status="failed", error=str(exc), stderr_tail=exc.stderr_tail)
 
 

@@ -8,7 +8,6 @@ profile's reference job) inside the new environment, and the activation command.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -18,7 +17,7 @@ from packaging.version import Version
 from rich.text import Text
 
 from tbdoctor import pipcmd, probe, profiles as profiles_mod, provision
-from tbdoctor.commands.check import build_report
+from tbdoctor.diagnose import diagnose
 from tbdoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from tbdoctor.facts import redact_text
 from tbdoctor.findings import quote_command
@@ -186,8 +185,7 @@ def _build(out, profile, base: Target, path: Path, steps, doomed, use_uv, source
     used = tuple(dict.fromkeys(sources + tuple(o for s in steps for o in s.options)))
     lock = provision.write_lock(path, profile.name, ".".join(map(str, base.version)), used, freeze.stdout)
     printer.note(f"wrote {lock} ({len([ln for ln in freeze.stdout.splitlines() if '==' in ln])} exact versions)")
-    report = build_report(argparse.Namespace(python=str(python), only=[], facts=None, timeout=timeout,
-                                             save_facts=None, ignore=[], quick=False, no_cache=True))
+    report = diagnose(str(python), (), timeout, use_cache=False)
     console_mod.render(report, out)
     _say(out, "")
     from tbdoctor.commands import verify as verify_cmd

@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 
-from tbdoctor import probe as engine
+from tbdoctor import payload
 
 LIBRARIES = ("libcuda", "libcudart", "libcudnn", "libnccl")
 _WINDOWS = sys.platform == "win32"
@@ -166,8 +166,8 @@ def _scan_dir(entry: str, source: str) -> list[dict]:
 
 def _wheels(ctx) -> tuple[dict | None, str | None]:
     try:
-        return engine.run_payload(ctx.target, "nvidia_wheels.py", min(STEP_TIMEOUT * 3, ctx.timeout)), None
-    except engine.ProbeFailed as exc:
+        return payload.run_payload(ctx.target, "nvidia_wheels.py", min(STEP_TIMEOUT * 3, ctx.timeout)), None
+    except payload.ProbeFailed as exc:
         return None, str(exc)
 
 

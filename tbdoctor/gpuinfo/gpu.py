@@ -30,7 +30,7 @@ facts["gpu"] = {
 from __future__ import annotations
 
 from tbdoctor import compat
-from tbdoctor.gpuinfo import nvidia_smi, nvml, system
+from tbdoctor.gpuinfo import nvidia_smi, nvml, os_gpus
 
 STEP_TIMEOUT = 10.0  # one NVML query or one nvidia-smi call; a healthy one takes well under a second
 
@@ -55,15 +55,15 @@ def probe(ctx) -> dict:
         else:  # R470 and older nvidia-smi cannot report it: the product table knows most names
             gpu["compute_capability"] = compat.gpu_compute_capability(gpu.get("name") or "")
             gpu["compute_capability_source"] = "name" if gpu["compute_capability"] else None
-    pci = system.pci_display_devices()
+    pci = os_gpus.pci_display_devices()
     facts.update(
-        driver={"kernel_module_version": system.kernel_module_version(), "modules": system.kernel_modules(),
-                "device_nodes": system.device_nodes(), "pci_devices": pci},
-        wsl=system.wsl(), container=system.container(), visible_devices=system.visible_devices(),
-        other_accelerators=system.other_accelerators(ctx.run, step, pci),
+        driver={"kernel_module_version": os_gpus.kernel_module_version(), "modules": os_gpus.kernel_modules(),
+                "device_nodes": os_gpus.device_nodes(), "pci_devices": pci},
+        wsl=os_gpus.wsl(), container=os_gpus.container(), visible_devices=os_gpus.visible_devices(),
+        other_accelerators=os_gpus.other_accelerators(ctx.run, step, pci),
     )
     nvswitch = any(n.startswith("nvidia-nvswitch") for n in facts["driver"]["device_nodes"] or ())
-    facts["fabric_manager_running"] = system.fabric_manager_running() if nvswitch else None
+    facts["fabric_manager_running"] = os_gpus.fabric_manager_running() if nvswitch else None
     has_driver = facts["gpus"] or facts["driver"]["kernel_module_version"]
-    facts["xid"] = system.xid_events(ctx.run, step) if has_driver else None
+    facts["xid"] = os_gpus.xid_events(ctx.run, step) if has_driver else None
     return facts

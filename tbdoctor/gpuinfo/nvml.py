@@ -1,147 +1,22 @@
-"""NVML, NVIDIA's management library, through ``nvidia-ml-py`` (``pynvml``), behind a thin
-injectable layer.
+"""NVML, NVIDIA's management library, through ``nvidia-ml-py`` (``pynvml``).
 
-``library()`` returns ``pynvml`` itself or, when ``TBDOCTOR_NVML_RECORDING``
-names a JSON file, a ``Recorded`` stand-in that answers the same calls from
-recorded answers (tests, and replaying a machine's NVML elsewhere). Only this
-module honours that variable. ``query(lib)`` is the one code path for both.
-
-Recording format: ``{"nvmlInit": {"error": "NVML_ERROR_DRIVER_NOT_LOADED"}}``
-for a failing library, or ``{"nvmlSystemGetDriverVersion": "535.104.05",
-"nvmlSystemGetCudaDriverVersion_v2": 12020, "devices": [{"nvmlDeviceGetName":
-..., "nvmlDeviceGetMemoryInfo": {"total": bytes, "used": bytes}, ..., "migDevices":
-[{"nvmlDeviceGetUUID": "MIG-..."}]}], "processNames": {"<pid>": "python"}}``; any
-answer may be ``{"error": "NVML_ERROR_..."}``, and ``{"hang": true}`` never
-returns.
+``query(lib)`` reads everything tbdoctor wants from ``lib`` (``library()``: pynvml);
+``probe_with_timeout`` bounds it, since a wedged driver can hang any NVML call. The
+tests make pynvml answer from recordings (tests/nvml_recording.py).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-from types import SimpleNamespace
 
 import pynvml
 
-RECORDING_ENV = "TBDOCTOR_NVML_RECORDING"
 _MIB = 1024 * 1024
 
 
 def library():
-    """pynvml, or the recording named by $TBDOCTOR_NVML_RECORDING."""
-    path = os.environ.get(RECORDING_ENV)
-    return Recorded.from_file(path) if path else pynvml
-
-
-class Recorded:
-    """Answers pynvml's calls from a recording; errors are real ``pynvml.NVMLError``s."""
-
-    def __init__(self, answers: dict):
-        self._answers = answers
-
-    @classmethod
-    def from_file(cls, path: str) -> "Recorded":
-        try:
-            with open(path, encoding="utf-8") as fh:
-                answers = json.load(fh)
-        except (OSError, ValueError):
-            answers = {"nvmlInit": {"error": "NVML_ERROR_UNKNOWN"}}
-        return cls(answers if isinstance(answers, dict) else {})
-
-    def _answer(self, source: dict, name: str):
-        value = source.get(name, {"error": "NVML_ERROR_NOT_SUPPORTED"})
-        if isinstance(value, dict) and value.get("hang"):
-            threading.Event().wait()
-        if isinstance(value, dict) and "error" in value:
-            raise pynvml.NVMLError(getattr(pynvml, value["error"], pynvml.NVML_ERROR_UNKNOWN))
-        return value
-
-    def nvmlInit(self):
-        self._answer({"nvmlInit": None, **self._answers}, "nvmlInit")
-
-    def nvmlShutdown(self):
-        pass
-
-    def nvmlSystemGetDriverVersion(self):
-        return self._answer(self._answers, "nvmlSystemGetDriverVersion")
-
-    def nvmlSystemGetCudaDriverVersion_v2(self):
-        return self._answer(self._answers, "nvmlSystemGetCudaDriverVersion_v2")
-
-    def nvmlDeviceGetCount(self):
-        return len(self._answers.get("devices", []))
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return self._answers["devices"][index]
-
-    def nvmlDeviceGetName(self, handle):
-        return self._answer(handle, "nvmlDeviceGetName")
-
-    def nvmlDeviceGetUUID(self, handle):
-        return self._answer(handle, "nvmlDeviceGetUUID")
-
-    def nvmlDeviceGetMemoryInfo(self, handle):
-        return SimpleNamespace(**self._answer(handle, "nvmlDeviceGetMemoryInfo"))
-
-    def nvmlDeviceGetCudaComputeCapability(self, handle):
-        return tuple(self._answer(handle, "nvmlDeviceGetCudaComputeCapability"))
-
-    def nvmlDeviceGetMigMode(self, handle):
-        return list(self._answer(handle, "nvmlDeviceGetMigMode"))
-
-    def nvmlDeviceGetPersistenceMode(self, handle):
-        return self._answer(handle, "nvmlDeviceGetPersistenceMode")
-
-    def nvmlDeviceGetPciInfo(self, handle):
-        return SimpleNamespace(**self._answer(handle, "nvmlDeviceGetPciInfo"))
-
-    def nvmlDeviceGetComputeMode(self, handle):
-        return self._answer(handle, "nvmlDeviceGetComputeMode")
-
-    def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
-        return self._answer(handle, "nvmlDeviceGetTotalEccErrors")
-
-    def nvmlDeviceGetRetiredPagesPendingStatus(self, handle):
-        return self._answer(handle, "nvmlDeviceGetRetiredPagesPendingStatus")
-
-    def nvmlDeviceGetRemappedRows(self, handle):
-        return tuple(self._answer(handle, "nvmlDeviceGetRemappedRows"))
-
-    def nvmlDeviceGetComputeRunningProcesses(self, handle):
-        return [SimpleNamespace(**p) for p in self._answer(handle, "nvmlDeviceGetComputeRunningProcesses")]
-
-    def nvmlSystemGetProcessName(self, pid):
-        return self._answer(self._answers.get("processNames", {}), str(pid))
-
-    def nvmlDeviceGetUtilizationRates(self, handle):
-        return SimpleNamespace(**self._answer(handle, "nvmlDeviceGetUtilizationRates"))
-
-    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle):
-        return self._answer(handle, "nvmlDeviceGetCurrentClocksThrottleReasons")
-
-    def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
-        return self._answer(handle, "nvmlDeviceGetCurrPcieLinkWidth")
-
-    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
-        return self._answer(handle, "nvmlDeviceGetMaxPcieLinkWidth")
-
-    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
-        return self._answer(handle, "nvmlDeviceGetCurrPcieLinkGeneration")
-
-    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
-        return self._answer(handle, "nvmlDeviceGetMaxPcieLinkGeneration")
-
-    def nvmlDeviceGetMaxMigDeviceCount(self, handle):
-        return len(self._answer(handle, "migDevices"))
-
-    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle, index):
-        return self._answer(handle, "migDevices")[index]
-
-    def nvmlDeviceGetGpuFabricInfo(self, handle, info):
-        for key, value in self._answer(handle, "nvmlDeviceGetGpuFabricInfo").items():
-            setattr(info, key, value)
-        return pynvml.NVML_SUCCESS
+    """The NVML binding ``query`` reads (pynvml)."""
+    return pynvml
 
 
 def _text(value) -> str:

@@ -1,5 +1,7 @@
 """Scripts run BY THE TARGET interpreter (never imported by tbdoctor itself).
 
-Each is standard library only, Python 3.8 compatible, and is sent on stdin
-after ``_common.py``; it ends by calling ``emit(dict)``.
+Each is standard library only and Python 3.8 compatible. The target imports this
+folder from memory as the package ``_tbdoctor_payloads`` (see ``_boot.py``), so a
+payload imports its helpers with ``from ._common import emit``; it ends by calling
+``emit(dict)``.
 """

@@ -1,4 +1,4 @@
-# Prepended to every payload. Standard library only, Python 3.8+.
+# Imported by every payload (``from ._common import ...``). Standard library only, Python 3.8+.
 import faulthandler
 import json
 import os

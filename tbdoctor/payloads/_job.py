@@ -1,12 +1,17 @@
-# Shared by the training jobs (train_torch.py, train_tf.py): sent after
-# _common.py and before the job, run BY THE TARGET interpreter. Phase
+# Shared by the training jobs (train_torch.py, train_tf.py), which import it;
+# run BY THE TARGET interpreter. Phase
 # bookkeeping, progress marks (so tbdoctor knows how far a job that died got), and one-line reasons and fixes for import and write errors. Stdlib only.
 import errno
+import json
 import math
+import os
 import shlex
 import subprocess
+import sys
 import threading
 import time
+
+from ._common import emit, first_line
 
 PHASE_MARK = "@@tbdoctor-phase@@"  # a phase begins
 PHASE_DONE_MARK = "@@tbdoctor-phase-done@@"  # a phase ended: its JSON follows
@@ -107,6 +112,13 @@ class PhaseLog:
 
     def failed(self, name, start, reason, fix, seconds=None):
         self.done(name, start, "fail", reason, fix, seconds)
+
+    def import_failed(self, start, exc, module):
+        """The import phase failed on ``module`` (its own requirement): the others are skipped."""
+        self.failed("import", start, "%s cannot be imported: %s" % (module, first_line(exc)),
+                    import_fix(exc, module, module))
+        for name in ("data", "train", "log"):
+            self.skip(name, "%s could not be imported" % module)
 
     def skip(self, name, reason):
         self.phases.setdefault(name, {"name": name, "status": "skipped", "seconds": 0.0,

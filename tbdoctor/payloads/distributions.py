@@ -1,10 +1,14 @@
 # Installed distributions, their requirements, and modules shadowed by other folders.
 # Stdlib only, 3.8+. Imports no installed package.
 import importlib.machinery
+import json
+import os
 import platform
-import re
+import sys
 
 from importlib import metadata
+
+from ._common import canonical, context, emit, headers, integrity, top_level_names
 
 
 def marker_environment():

@@ -2,6 +2,10 @@
 # install, uninstall or upgrade changes a folder's listing and so its mtime) and
 # the .dist-info/.egg-info folders in them. Stdlib only, 3.8+; imports nothing else.
 import hashlib
+import os
+import sys
+
+from ._common import emit
 
 digest = hashlib.sha256()
 digest.update(sys.version.encode())

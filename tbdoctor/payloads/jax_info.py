@@ -2,6 +2,8 @@
 import importlib.util
 import warnings
 
+from ._common import begin, dist_version, emit, failure, guarded_import, step
+
 
 def probe():
     name, version = dist_version("jax")

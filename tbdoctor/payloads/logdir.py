@@ -1,11 +1,14 @@
-# The user's logdir as TensorBoard sees it, run BY THE TARGET interpreter after
+# The user's logdir as TensorBoard sees it, run BY THE TARGET interpreter with
 # _common.py: every event file read with TensorBoard's own loader (runs, tags per
 # plugin through TensorBoard's own data_compat, steps, last write), each file's
 # records and whether the loader stopped at a cut-short or corrupt record; with no
 # event file, the nearby folders that have some; for s3:// gs:// hdfs:// logdirs,
 # which file-system modules the environment has. Nothing is written. Python 3.8+.
 import logging
+import os
 import time
+
+from ._common import context, emit, first_line, tensorboard_without_tensorflow
 
 _FS_MODULES = ("tensorflow", "tensorflow_io", "boto3", "fsspec", "s3fs", "gcsfs", "pyarrow")
 _MAX_RUNS_KEPT = 200  # runs listed in the facts; all are counted

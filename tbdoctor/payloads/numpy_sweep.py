@@ -2,12 +2,19 @@
 # installed packages that depend on numpy: each import runs in its own child
 # process, so one that segfaults or hangs only marks that package.
 # Stdlib only, 3.8+.
+import os
 import re
 import subprocess
+import sys
 import threading
 import time
 
 from importlib import metadata
+
+from ._common import (
+    canonical, classify, context, dist_integrity, dist_version, emit,
+    first_line, guarded_import, headers, top_level_names,
+)
 
 # Imported by other probes (torch, tensorflow, jax, tensorboard): not swept again.
 _COVERED = {"torch", "tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel", "tensorflow-macos",

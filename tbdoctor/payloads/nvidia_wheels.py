@@ -4,7 +4,11 @@
 # RECORD, as the wheel spec lays them out) instead of importing importlib.metadata, whose
 # import alone costs more than this whole probe: it runs on every `tbdoctor check`.
 import csv
+import os
 import re
+import sys
+
+from ._common import canonical, emit
 
 _LIB = re.compile(r"^(?:lib)?(cuda|cudart|cudnn|nccl)(?:64_\d+)?(?:\.so(?:\.[0-9.]+)?|\.dll)$")
 _DIST_INFO = re.compile(r"^((?:nvidia|cuda)[_.-][^-]*)-([^-]+)\.dist-info$", re.I)

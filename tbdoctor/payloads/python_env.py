@@ -1,7 +1,11 @@
 # Facts about the interpreter, its environment kind and pip. Stdlib only, 3.8+.
+import os
 import platform
 import site
+import sys
 import sysconfig
+
+from ._common import context, emit, first_line, headers
 
 def read_pyvenv_cfg(prefix):
     cfg = {}

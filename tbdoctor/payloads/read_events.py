@@ -1,5 +1,5 @@
 # Reads a run directory back with TensorBoard's own event-file loader, run BY
-# THE TARGET interpreter after _common.py (it needs the target's tensorboard).
+# THE TARGET interpreter with _common.py (it needs the target's tensorboard).
 # Reports, per run (sub-directory), every scalar (step -> value), which
 # histogram / image / text / graph / hparams records exist and what they hold
 # (bucket counts summed, image sizes from the decoded PNG, the text, the graph's
@@ -7,8 +7,11 @@
 # the loader hit a truncated or corrupt record.
 # Python 3.8+.
 import logging
+import os
 import struct
 import zlib
+
+from ._common import context, emit, first_line, tensorboard_without_tensorflow
 
 
 class TruncationLog(logging.Handler):

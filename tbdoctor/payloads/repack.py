@@ -6,11 +6,15 @@ import base64
 import csv
 import hashlib
 import json
+import os
 import re
+import sys
 import sysconfig
 import zipfile
 
 from importlib import metadata
+
+from ._common import canonical, context, emit, first_line
 
 _SKIP_INFO = ("RECORD", "INSTALLER", "REQUESTED", "RECORD.jws", "RECORD.p7s")  # pip writes these anew
 _DEFAULT_WHEEL = "Wheel-Version: 1.0\nGenerator: tbdoctor\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

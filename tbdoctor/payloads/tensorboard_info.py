@@ -4,11 +4,18 @@
 import errno
 import glob
 import importlib.util
+import json
+import os
 import shutil
 import socket
 import subprocess
 import sysconfig
 import tempfile
+
+from ._common import (
+    begin, context, dist_integrity, dist_version, emit, failure,
+    first_line, guarded_import, headers, step, tensorboard_without_tensorflow,
+)
 
 _DISTS = ("tensorboard", "tb-nightly", "tensorflow-tensorboard", "tensorboard-nightly")
 _PORT = 6006

@@ -2,6 +2,8 @@
 # Imports tensorflow only when a distribution provides it.
 import importlib.util
 
+from ._common import begin, dist_integrity, dist_version, emit, failure, first_line, guarded_import, step
+
 _DISTS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly", "tf-nightly-cpu", "tensorflow-intel",
           "tensorflow-macos", "tensorflow-cpu-aws", "intel-tensorflow")
 

@@ -1,7 +1,13 @@
 # PyTorch and tensorboardX, in one process (they share numpy and protobuf).
 # Stdlib only, 3.8+. Every import is guarded; a failure is recorded, classified.
+import os
 import tempfile
 import warnings
+
+from ._common import (
+    begin, context, dist_integrity, dist_version, emit, failure,
+    first_line, guarded_import, step, tensorboard_without_tensorflow,
+)
 
 
 def probe_tensorboardx(numpy):

@@ -1,7 +1,18 @@
-# The reference training job for TensorFlow, run BY THE TARGET interpreter after
+# The reference training job for TensorFlow, run BY THE TARGET interpreter with
 # _common.py and _job.py: the same regression as train_torch.py, logged with tf.summary into
 # the run "tf". It imports tensorflow but never dies on it: every failure becomes
 # a failed phase with a one-line reason and a fix. Python 3.8+.
+import math
+import os
+import sys
+import time
+
+from ._common import context, first_line
+from ._job import (
+    PhaseLog, check_fix, converged, diverged, finish, fit_picture,
+    not_converged, write_error,
+)
+
 class Job(PhaseLog):
     def __init__(self, ctx):
         PhaseLog.__init__(self)
@@ -14,11 +25,7 @@ class Job(PhaseLog):
         try:
             import tensorflow as tf
         except Exception as exc:
-            self.failed("import", t, "tensorflow cannot be imported: " + first_line(exc),
-                        import_fix(exc, "tensorflow", "tensorflow"))
-            for name in ("data", "train", "log"):
-                self.skip(name, "tensorflow could not be imported")
-            return
+            return self.import_failed(t, exc, "tensorflow")
         self.out["versions"]["tensorflow"] = tf.__version__
         try:
             from tensorboard.plugins.hparams import api as hp

@@ -1,4 +1,4 @@
-# The reference training job for PyTorch, run BY THE TARGET interpreter after
+# The reference training job for PyTorch, run BY THE TARGET interpreter with
 # _common.py and _job.py (so it tests that environment). Unlike the probes it imports
 # torch and tensorboardX, but it never dies on them: every failure becomes a
 # failed phase with a one-line reason and a fix. Python 3.8+.
@@ -7,6 +7,16 @@
 # Under torchrun (context "distributed") every rank trains on its shard with
 # DistributedDataParallel, the parameters are gathered and compared, and only
 # rank 0 writes to TensorBoard.
+import math
+import os
+import sys
+import time
+
+from ._common import context, first_line
+from ._job import (
+    PhaseLog, THREAD_ERRORS, check_fix, command, converged, diverged,
+    finish, fit_picture, import_fix, not_converged, pip_install, write_error,
+)
 
 
 class Job(PhaseLog):
@@ -20,16 +30,11 @@ class Job(PhaseLog):
                     "versions": {}, "written": {}, "notes": []}
 
     def run(self):
-        ctx = self.ctx
         t = self.begin("import")
         try:
             import torch
         except Exception as exc:
-            self.failed("import", t, "torch cannot be imported: " + first_line(exc),
-                        import_fix(exc, "torch", "torch"))
-            for name in ("data", "train", "log"):
-                self.skip(name, "torch could not be imported")
-            return
+            return self.import_failed(t, exc, "torch")
         self.torch = torch
         self.out["versions"]["torch"] = torch.__version__
         self.out["versions"]["cuda"] = torch.version.cuda
@@ -134,7 +139,7 @@ class Job(PhaseLog):
         plain = torch.nn.Linear(1, 1).to(self.device)
         model = plain
         if self.world > 1:
-            import torch.distributed as dist
+            import torch.distributed  # loaded for DistributedDataParallel
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(plain, device_ids=ids)
         xs, ys = x[self.rank::self.world], y[self.rank::self.world]

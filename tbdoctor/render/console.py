@@ -26,7 +26,7 @@ def make_console(stream=None) -> Console:
                    force_terminal=False if plain else None, width=10_000 if plain else None, soft_wrap=True)
 
 
-def _glyphs(console: Console) -> dict[str, str]:
+def glyphs(console: Console) -> dict[str, str]:
     encoding = (getattr(console.file, "encoding", None) or "utf-8")
     try:
         "✓✗•".encode(encoding)
@@ -49,7 +49,7 @@ def _summary(report: Report) -> tuple[str, str]:
 
 
 def render(report: Report, console: Console, verbose: bool = False) -> None:
-    glyph = _glyphs(console)
+    glyph = glyphs(console)
     target = report.target
     console.print(Text(f"tbdoctor {report.tbdoctor_version} (knowledge base of {compat.kb_date()}) · "
                        f"target {target.get('python')} (chosen by {target.get('chosen_by')})", style="bold"))

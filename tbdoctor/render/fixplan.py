@@ -3,7 +3,6 @@ outcomes and snapshot history. Formats only; plain text off a terminal."""
 
 from __future__ import annotations
 
-import time
 
 from rich import box
 from rich.console import Console
@@ -65,12 +64,10 @@ class StepPrinter:
     def __init__(self, console: Console):
         self.console = console
         self.spinner = Spinner(console)
-        self.started = 0.0
         self.title = ""
 
     def step(self, index: int, total: int, title: str, argv: list[str]) -> None:
         self.title = redact_text(f"[{index}/{total}] {title}")
-        self.started = time.monotonic()
         if self.console.is_terminal:
             self.spinner.start(self.title)
         else:

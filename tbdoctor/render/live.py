@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from tbdoctor.render.console import _glyphs
+from tbdoctor.render.console import glyphs
 
 _STYLE = {"pass": "green", "fail": "red", "skipped": "dim"}
 _GLYPH_KEY = {"pass": "ok", "fail": "error", "skipped": "skipped"}
@@ -54,7 +54,7 @@ class PhaseLines:
 
     def __init__(self, console: Console, several: bool = False):
         self.console = console
-        self.glyph = _glyphs(console)
+        self.glyph = glyphs(console)
         self.several = several  # several frameworks: name each job phase's framework
         self.live = _progress(console) if console.is_terminal else None
         self.tasks: dict[tuple[str, str], int] = {}

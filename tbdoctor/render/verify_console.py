@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tbdoctor.findings import quote_command
-from tbdoctor.render.console import _glyphs
+from tbdoctor.render.console import glyphs
 from tbdoctor.verify.result import FAIL, PASS, REFERENCE, STAGES, Outcome
 
 
@@ -29,7 +29,7 @@ def header(target: dict, console: Console, version: str) -> None:
 
 def render(outcome: Outcome, console: Console, verbose: bool = False, serving: bool = False) -> None:
     """What follows the phase lines (render/live.py): device, parameters, curve, verdict, next step."""
-    glyph = _glyphs(console)
+    glyph = glyphs(console)
     several = len(outcome.jobs) > 1
     console.print()
     for job in outcome.jobs:

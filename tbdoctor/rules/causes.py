@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from tbdoctor import tables
 from tbdoctor.findings import Finding
-from tbdoctor.rules.common import fix_projects, pip_install
+from tbdoctor.rules.common import fix_packages, pip_install
 
 _INSTALL, _UNINSTALL = "pip-install", "pip-uninstall"
 _NO_MODULE = re.compile(r"No module named '([\w.]+)'")
@@ -32,13 +32,13 @@ def _follows(finding: Finding, root: Finding, members: set[str]) -> bool:
     if finding is root or not any(fix.kind in (_INSTALL, _UNINSTALL) for fix in finding.fixes):
         return False
     return canonicalize_name(finding.subject or "") in members or any(
-        fix.kind in (_INSTALL, _UNINSTALL) and set(fix_projects(fix)) & members for fix in finding.fixes)
+        fix.kind in (_INSTALL, _UNINSTALL) and set(fix_packages(fix)) & members for fix in finding.fixes)
 
 
 def _family_of(root: Finding) -> set[str]:
     """The members of the family a duplicate-install finding is about."""
     section = root.id.split(".", 1)[0]
-    names = {n for fix in root.fixes if fix.kind == _UNINSTALL for n in fix_projects(fix)}
+    names = {n for fix in root.fixes if fix.kind == _UNINSTALL for n in fix_packages(fix)}
     for family in tables.load("families")["family"]:
         members = {canonicalize_name(m) for m in family["members"]}
         if family["section"] == section and names & members:

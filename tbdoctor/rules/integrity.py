@@ -4,10 +4,8 @@ after a failed import) differ from it. Pure."""
 
 from __future__ import annotations
 
-from packaging.utils import canonicalize_name
-
 from tbdoctor.findings import ERROR, WARNING, Finding
-from tbdoctor.rules.common import pip_install
+from tbdoctor.rules.common import checked, pip_install
 
 # Distribution -> (report section, facts key of the probe that imports it).
 _OWNERS = {"torch": ("torch", "torch"), "tensorboardx": ("tensorboardx", "tensorboardx"),
@@ -15,27 +13,6 @@ _OWNERS = {"torch": ("torch", "torch"), "tensorboardx": ("tensorboardx", "tensor
            "tensorboard-data-server": ("tensorboard", None), "tensorflow": ("tensorflow", "tensorflow"),
            "tensorflow-cpu": ("tensorflow", "tensorflow"), "tf-nightly": ("tensorflow", "tensorflow"),
            "jax": ("jax", "jax"), "jaxlib": ("jax", None), "numpy": ("numpy", None), "protobuf": ("numpy", None)}
-
-
-def checked(facts: dict) -> dict[str, dict]:
-    """Canonical name -> RECORD comparison, from every probe that made one (a hashed one wins)."""
-    found: dict[str, dict] = {}
-    sources = [((facts.get("packages") or {}).get("integrity") or {}).values()]
-    sources += [[(facts.get(key) or {}).get("integrity")] for key in ("torch", "tensorboardx", "tensorboard", "tensorflow")]
-    sources += [[d.get("integrity") for d in (facts.get("numpy") or {}).get("dependents") or ()]]
-    for source in sources:
-        for result in source:
-            if not isinstance(result, dict) or not result.get("name"):
-                continue
-            name = canonicalize_name(result["name"])
-            if name not in found or (result.get("hashed") and not found[name].get("hashed")):
-                found[name] = result
-    return found
-
-
-def missing_files(facts: dict, package: str) -> bool:
-    """Whether RECORD lists files of ``package`` that are not on disk."""
-    return bool((checked(facts).get(canonicalize_name(package)) or {}).get("missing_count"))
 
 
 def incomplete(facts: dict) -> list[Finding]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tbdoctor.findings import INFO, OK, Finding
-from tbdoctor.rules.stack import import_failed
+from tbdoctor.rules.common import import_failed
 
 
 def version(facts: dict) -> list[Finding]:

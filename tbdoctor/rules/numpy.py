@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tbdoctor.findings import INFO, OK, Finding
-from tbdoctor.rules.stack import import_failed
+from tbdoctor.rules.common import import_failed
 
 
 def versions(facts: dict) -> list[Finding]:

@@ -17,7 +17,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from tbdoctor.compat import parse_version
 from tbdoctor.findings import Finding, Fix, quote_command
 from tbdoctor.plan import command_options
-from tbdoctor.rules.common import fix_projects, installed, manual, pip_install, pip_uninstall, target_python
+from tbdoctor.rules.common import fix_packages, installed, manual, pip_install, pip_uninstall, target_python
 
 _PIP = ("pip-install", "pip-uninstall")
 
@@ -75,7 +75,7 @@ def guard(facts: dict, findings: list[Finding]) -> list[Finding]:
     for f in findings:
         fixes, owned = [], {}
         for fix in f.fixes:
-            pairs = list(zip(fix.packages, fix_projects(fix))) if fix.kind in _PIP else []
+            pairs = list(zip(fix.packages, fix_packages(fix))) if fix.kind in _PIP else []
             mine = [(raw, name) for raw, name in pairs if name in have and owner(facts, have[name].get("metadata_dir"))]
             if not mine:
                 fixes.append(fix)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding
 from tbdoctor.rules import gpu_builds
-from tbdoctor.rules.stack import import_failed
+from tbdoctor.rules.common import import_failed
 
 
 def gpu_list(facts: dict) -> list[dict] | None:

@@ -9,8 +9,8 @@ from packaging.utils import canonicalize_name
 
 from tbdoctor.findings import ERROR, INFO, OK, WARNING, Finding, Fix
 from tbdoctor.rules import logdir
-from tbdoctor.rules.common import pip_install, pip_uninstall, remove_folder
-from tbdoctor.rules.stack import duplicate_families, import_failed
+from tbdoctor.rules.common import import_failed, pip_install, pip_uninstall, remove_folder
+from tbdoctor.rules.stack import duplicate_families
 
 
 def tensorboardx(facts: dict) -> list[Finding]:

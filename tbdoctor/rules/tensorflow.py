@@ -8,7 +8,7 @@ from packaging.version import Version
 
 from tbdoctor import compat, tables
 from tbdoctor.findings import INFO, OK, WARNING, Finding
-from tbdoctor.rules.stack import import_failed
+from tbdoctor.rules.common import import_failed
 
 
 def _python_minor(facts: dict) -> str | None:

@@ -12,10 +12,9 @@ import json
 import os
 import shutil
 import tempfile
-from importlib import resources
 from typing import Callable
 
-from tbdoctor import probe, procs
+from tbdoctor import payload, procs
 from tbdoctor.findings import quote_command
 from tbdoctor.target import Target
 from tbdoctor.verify import multinode
@@ -63,7 +62,7 @@ def context(run_dir: str, options: dict, distributed: bool = False, backend: str
 
 
 def _env() -> dict:
-    return dict(os.environ, **probe.QUIET_ENV)
+    return dict(os.environ, **payload.QUIET_ENV)
 
 
 def progress(stdout: str) -> tuple[list[Phase], str]:
@@ -115,17 +114,15 @@ def from_report(data: dict) -> JobRun:
 
 
 def job_source(framework: str) -> str:
-    """_common.py + _job.py (shared by the jobs) + the framework's job, as the target runs it."""
-    files = resources.files("tbdoctor.payloads")
-    return "\n".join(files.joinpath(name).read_text(encoding="utf-8")
-                     for name in ("_common.py", "_job.py", PAYLOADS[framework]))
+    """The framework's job with _job.py and _common.py, as one script the target runs."""
+    return payload.payload_source(PAYLOADS[framework])
 
 
 def run_single(target: Target, framework: str, ctx: dict, timeout: float, listen: Listener = quiet) -> JobRun:
     with tempfile.TemporaryDirectory(prefix="tbdoctor-verify-") as cwd:
         proc = procs.run([target.python, "-", json.dumps(ctx)], timeout=timeout, env=_env(), cwd=cwd,
                          stdin_text=job_source(framework), on_line=line_reader(framework, listen))
-    found = probe.emitted(proc.stdout)
+    found = payload.emitted(proc.stdout)
     if not found:
         return _died(framework, proc, f"the {framework} job")
     return from_report(found[-1])
@@ -165,7 +162,7 @@ def run_distributed(target: Target, ctx: dict, nproc: int, timeout: float,
         argv = torchrun_argv(target.python, nproc, script, ctx, nodes=nodes)
         proc = procs.run(argv, timeout=timeout, env=_env(), cwd=cwd, on_line=line_reader("torch", listen))
         kept = _keep_script(script, ctx["run_dir"])
-    ranks = {r.get("rank"): r for r in probe.emitted(proc.stdout)}
+    ranks = {r.get("rank"): r for r in payload.emitted(proc.stdout)}
     details.update(job_script=kept)
     if nodes is None:
         details["multi_node_command"] = multi_node_command(nproc, ctx, kept or "tbdoctor_verify_job.py")

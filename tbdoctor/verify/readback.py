@@ -12,7 +12,7 @@ import math
 import struct
 import time
 
-from tbdoctor import probe
+from tbdoctor import payload
 from tbdoctor.findings import quote_command
 from tbdoctor.target import Target
 from tbdoctor.verify.result import FAIL, PASS, Phase
@@ -45,8 +45,8 @@ def install_fix(target: Target, requirement: str = "tensorboard") -> str:
 def read(target: Target, run_dir: str, timeout: float) -> tuple[dict | None, str]:
     """(what the loader found, '') or (None, why it could not read)."""
     try:
-        data = probe.run_payload(target, "read_events.py", timeout, {"run_dir": run_dir})
-    except probe.ProbeFailed as exc:
+        data = payload.run_payload(target, "read_events.py", timeout, {"run_dir": run_dir})
+    except payload.ProbeFailed as exc:
         tail = exc.stderr_tail.strip().splitlines()[-1:] if exc.stderr_tail else []
         return None, f"the event reader {exc}" + (f": {tail[0]}" if tail else "")
     if "error" in data:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SCHEMA = "tbdoctor.verify/1"
-PHASES = ("import", "data", "train", "log", "readback", "server", "browser", "distributed")
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 
 # y = 2x + 1 + N(0, NOISE^2), x ~ U(-1, 1), SAMPLES points, full-batch SGD.
