@@ -126,10 +126,11 @@ def import_all(items, budget):
     being imported and the rest go on in a fresh child. Stops starting imports when
     ``budget`` s are spent (those are 'not-run')."""
     deadline = time.time() + budget
+    per_import = max(10.0, budget / 3)  # a hang leaves time for the others
     results, left = {}, list(range(len(items)))
     while left and deadline - time.time() >= 1:
         batch = [items[i] for i in left]
-        done = _run_child(batch, deadline)
+        done = _run_child(batch, deadline, per_import)
         for j, got in done.items():
             results[left[j]] = got
         left = [i for j, i in enumerate(left) if j not in done]
@@ -142,8 +143,9 @@ def import_all(items, budget):
     return [results[i] for i in range(len(items))]
 
 
-def _run_child(batch, deadline):
-    """{index in batch: result} of what one child got through (the item it died on included)."""
+def _run_child(batch, deadline, per_import):
+    """{index in batch: result} of what one child got through (the item it died on, or that
+    took longer than ``per_import`` s, included)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     code = "MARK = %r\n%s" % (_RUN_MARK, _CHILD)
     arg = json.dumps([item["modules"] for item in batch])
@@ -174,20 +176,22 @@ def _run_child(batch, deadline):
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.time()))
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            timed_out = True
+        timed_out = False
+        while proc.poll() is None:  # one import may take at most per_import s (a hang)
+            now = time.time()
+            if now >= deadline or (started[0] is not None and now - started[1] > per_import):
+                proc.kill()
+                proc.wait()
+                timed_out = True
+                break
+            time.sleep(0.02)
         reader.join(5)
         current = started[0]
         if current is not None and current not in done:
             result = dict(public(batch[current]), method="import", seconds=round(time.time() - started[1], 3),
                           ok=False, signal=None)
             if timed_out:
-                result.update(reason="timeout", line="import did not finish within the sweep's budget", traceback="")
+                result.update(reason="timeout", line="import did not finish within %.0f s" % (time.time() - started[1]), traceback="")
             else:
                 err.seek(0)
                 tail = err.read().decode("utf-8", "replace")[-3000:]
