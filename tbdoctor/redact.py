@@ -103,8 +103,14 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name)) and not _harmless(name)
 
 
+# A word every name _SECRET_NAME matches holds: a text without one has no credential-named key.
+_SECRET_WORD = re.compile(r"token|secret|passw|pwd|key|private|credential|auth|session|cookie|bearer", re.I)
+
+
 def _assignments(text: str) -> str:
     """Redact the values of credential-named assignments; other keys' values are searched too."""
+    if not _SECRET_WORD.search(text):
+        return text
     out, pos = [], 0
     while (m := _ASSIGN.search(text, pos)) is not None:
         if not is_secret_name(m["key"]) \
@@ -245,7 +251,7 @@ def found_in(text: str) -> set[str]:
     for m in _URL_USERINFO.finditer(text):
         user, _, password = m["cred"].partition(":")
         found.add(password or user)
-    for m in _ASSIGN.finditer(text):
+    for m in _ASSIGN.finditer(text) if _SECRET_WORD.search(text) else ():
         if is_secret_name(m["key"]):
             found.add(m["val"].strip("\"'\\"))
     return found
