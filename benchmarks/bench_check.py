@@ -145,8 +145,8 @@ def main() -> int:
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX")}
     if args.target:
         bindir = Path(args.target).absolute().parent
-        python, tbdoctor = args.target, [sys.executable, "-m", "tbdoctor"]
-        base["PYTHONPATH"] = str(REPO)  # this checkout's tbdoctor, run by this interpreter
+        boot = f"import sys; sys.path.insert(0, {str(REPO)!r}); from tbdoctor.cli import main; sys.exit(main())"
+        python, tbdoctor = args.target, [sys.executable, "-c", boot]  # this checkout's tbdoctor, run by this Python
     else:
         bindir = ensure_venv(args.venv.resolve())
         python, tbdoctor = str(bindir / "python"), [str(bindir / "tbdoctor")]
