@@ -24,6 +24,7 @@ netrc; the prefixes are the vendors' documented token formats.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import json
 import os
@@ -96,13 +97,20 @@ def _harmless(name: str) -> bool:
     return upper in _NOT_SECRET or upper.startswith(("XDG_", "DBUS_"))
 
 
+@functools.lru_cache(maxsize=4096)  # keys repeat: "name", "version", ...
 def is_secret_name(name: str) -> bool:
     name = name.lstrip("-")
     return bool(_SECRET_NAME.search(name)) and not _harmless(name)
 
 
+# A word every name _SECRET_NAME matches holds: a text without one has no credential-named key.
+_SECRET_WORD = re.compile(r"token|secret|passw|pwd|key|private|credential|auth|session|cookie|bearer", re.I)
+
+
 def _assignments(text: str) -> str:
     """Redact the values of credential-named assignments; other keys' values are searched too."""
+    if not _SECRET_WORD.search(text):
+        return text
     out, pos = [], 0
     while (m := _ASSIGN.search(text, pos)) is not None:
         if not is_secret_name(m["key"]) \
@@ -138,11 +146,19 @@ def _near_key(m: re.Match) -> str:
     return m[0] if _harmless(word) else m["word"] + REDACTED
 
 
+# Every shape but a prefixed token needs one of these (a separator, a quote, "://" or "="): most
+# facts (names, versions, paths) have none, and then only the token prefixes are searched.
+_SEPARATOR = re.compile(r"[\s:=\"'\\]")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a report redacts its facts more than once
 def shapes(text: str) -> str:
     """``text`` with every secret-shaped part replaced (no literals)."""
     if not text:
         return text
     text = _SHAPES.sub(lambda m: REDACTED if _starts_word(m.string, m.start()) else m[0], text)
+    if not _SEPARATOR.search(text):
+        return text
     text = _URL_USERINFO.sub(lambda m: m["scheme"] + REDACTED + "@", text)
     text = _QUERY.sub(lambda m: m["key"] + REDACTED, text)
     text = _assignments(text)
@@ -229,12 +245,13 @@ class Secrets:
 def found_in(text: str) -> set[str]:
     """Secret values written in ``text``: URL passwords (or a bare token as user),
     token shapes, and values assigned to credential-named keys."""
-    found = set()
+    found = {m[0] for m in _SHAPES.finditer(text)}
+    if not _SEPARATOR.search(text):  # no URL, no assignment: only a prefixed token
+        return found
     for m in _URL_USERINFO.finditer(text):
         user, _, password = m["cred"].partition(":")
         found.add(password or user)
-    found.update(m[0] for m in _SHAPES.finditer(text))
-    for m in _ASSIGN.finditer(text):
+    for m in _ASSIGN.finditer(text) if _SECRET_WORD.search(text) else ():
         if is_secret_name(m["key"]):
             found.add(m["val"].strip("\"'\\"))
     return found

@@ -4,13 +4,15 @@ TensorBoard stack (`stack_env`); and the fixes it prints, pasted."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 
 import pytest
 
-from conftest import STACK, by_id, cached_venv, check_json, clean_env, ids, layered_venv, make_venv, pip_install
+from conftest import (STACK, by_id, cached_venv, check_json, clean_env, ids, layered_venv, make_venv, pip_install,
+                      tbdoctor)
 
 POSIX = os.name != "nt"
 
@@ -103,6 +105,28 @@ def test_numpy_abi_break_and_a_segfaulting_import(stack_env, tmp_path):
     after, _ = check_json("--python", str(env.python))
     assert "numpy.abi-mismatch" not in ids(after)
     assert "crashy 1.0" in by_id(after, "numpy.import-failed")[0]["title"]
+
+
+def test_numpy_sweep_reads_extensions_and_one_child_survives_a_hang_and_a_crash(tmp_path_factory, tmp_path):
+    """Issue 14: the sweep imported every NumPy dependent in a process of its own. Now pandas 1.5.3
+    under NumPy 2 is answered from its extension modules (built with NumPy 1.x headers), and the
+    pure-Python dependents are imported one after another: a hang costs only itself, a crash too."""
+    base = cached_venv(tmp_path_factory, "pandas153-numpy2", "pandas==1.5.3", "numpy==2.2.6")
+    env = layered_venv(tmp_path, base)
+    env.add_dist("a-hangs", "1.0", requires=["numpy"], module_source="import time\ntime.sleep(600)\n")
+    env.add_dist("crashy", "1.0", requires=["numpy"], module_source="import ctypes\nctypes.string_at(0)\n")
+    env.add_dist("fine", "1.0", requires=["numpy"], module_source="import numpy\n")
+    proc = tbdoctor("check", "--json", "--only", "numpy", "--timeout", "20", "--python", str(env.python))
+    report = json.loads(proc.stdout)
+    swept = {d["name"]: d for d in report["facts"]["numpy"]["dependents"]}
+    assert swept["pandas"]["method"] == "symbols" and swept["pandas"]["reason"] == "numpy-abi"
+    assert "compiled with the NumPy 1.x C-API headers" in swept["pandas"]["line"]
+    [abi] = [c for c in by_id(report, "numpy.abi-mismatch") if "pandas" in c["title"]]
+    assert abi["fixes"][0]["packages"] == ["pandas<2.3,>=2.2.2"]
+    assert swept["a-hangs"]["reason"] == "timeout" and swept["a-hangs"]["method"] == "import"
+    assert swept["crashy"]["reason"] == "crashed" and (swept["crashy"]["signal"] == 11 or not POSIX)
+    assert swept["fine"]["ok"] is True and swept["fine"]["method"] == "import"
+    assert report["facts"]["probes"]["numpy"]["status"] == "ok"
 
 
 def test_tensorboard_2_20_with_setuptools_82(stack_env, tmp_path):
