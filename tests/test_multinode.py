@@ -160,8 +160,10 @@ def test_bad_node_flags_are_usage_errors(stack_env, args, message):
 def test_loopback_host_name_alone_is_only_info():
     from tbdoctor.rules import distributed as rule
     facts = {"system": {"hostname": "node7", "network": {"hostname_address": "127.0.1.1", "interfaces": ["eth0", "lo"],
-                                                         "env": {"GLOO_SOCKET_IFNAME": "eth0"}}}}
+                                                         "env": {"GLOO_SOCKET_IFNAME": "eth0"}}},
+             "torch": {"installed": True}}
     assert [(f.id, f.status) for f in rule.network(facts)] == [("distributed.hostname-loopback", "info")]
+    assert rule.network(dict(facts, torch={"installed": False})) == []  # no torch, no torch.distributed
     facts["system"]["network"].update(hostname_address="10.1.2.3")
     assert rule.network(facts) == []
 

@@ -20,8 +20,8 @@ def _multi_node(env: dict) -> bool:
 def network(facts: dict) -> list[Finding]:
     system = facts.get("system") or {}
     net = system.get("network")
-    if not isinstance(net, dict):
-        return []
+    if not isinstance(net, dict) or not (facts.get("torch") or {}).get("installed"):
+        return []  # torch.distributed's problems, where torch is (probed and) installed
     env, hostname = net.get("env") or {}, system.get("hostname") or "this host"
     findings = []
     if net.get("interfaces"):
