@@ -56,7 +56,16 @@ def load(path: str) -> dict:
     if not isinstance(facts, dict) or facts.get("schema") != SCHEMA:
         found = facts.get("schema") if isinstance(facts, dict) else type(facts).__name__
         raise UsageError(f"--facts {path}: not a tbdoctor facts snapshot (schema {found!r}, expected {SCHEMA!r})")
+    wrong = invalid(facts)
+    if wrong:
+        raise UsageError(f"--facts {path}: does not match the {SCHEMA} schema: {wrong}")
     return facts
+
+
+def invalid(facts) -> str | None:
+    """Where ``facts`` breaks the published facts schema ("key.path: message"), or None."""
+    from tbdoctor import schemas
+    return schemas.problem("facts", facts)
 
 
 # --- output-stage redaction -------------------------------------------------
