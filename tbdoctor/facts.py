@@ -9,7 +9,8 @@ facts are collected: no known secret or secret shape enters a snapshot.
 ``Redactor`` runs on every output (all formats, ``report``): it also
 removes what is only sensitive when shown to others (the home directory,
 shown as ``~``; user and host names; GPU UUIDs) and any secret still present
-in hand-made or foreign facts. Leaf module apart from errors and redact.
+in hand-made or foreign facts. ``load`` and ``invalid`` check facts against the
+published schema (schemas/facts.json). Leaf module apart from errors, redact and schemas.
 """
 
 from __future__ import annotations
