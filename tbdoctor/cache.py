@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from tbdoctor import __version__, files
+from tbdoctor import facts as facts_mod
 from tbdoctor.probe import ENV_PREFIXES
 from tbdoctor.target import Target
 
@@ -76,6 +77,8 @@ def load(target: Target, key: str, probes: set[str]) -> tuple[dict, float] | Non
     age = time.time() - entry.get("stored_at", 0)
     facts = entry.get("facts") or {}
     if entry.get("fingerprint") != key or not 0 <= age <= MAX_AGE or not probes <= set(facts.get("probes", {})):
+        return None
+    if facts_mod.invalid(facts):  # hand-edited or from a tbdoctor with other facts: probe afresh
         return None
     return facts, age
 

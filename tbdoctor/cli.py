@@ -184,6 +184,11 @@ def _fleet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="FILE", help="write the table (or JSON) to FILE instead of stdout")
 
 
+def _schema_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="report, verify, facts, bugreport, compat, logdir or fleet (none: list them)")
+
+
 # name -> (help, argument definer); the module tbdoctor.commands.<name> does the work.
 COMMANDS = {
     "check": ("diagnose an environment: Python, pip, GPU, CUDA, frameworks, TensorBoard", _check_arguments),
@@ -196,6 +201,8 @@ COMMANDS = {
     "logdir": ("read your event files with TensorBoard's own loader: runs, tags, steps, and why nothing shows",
                _logdir_arguments),
     "verify": ("train the reference model in an environment and prove TensorBoard shows it", _verify_arguments),
+    "schema": ("print the JSON Schema of a JSON output (report, verify, facts, ...), or list them",
+               _schema_arguments),
 }
 
 

@@ -9,7 +9,8 @@ facts are collected: no known secret or secret shape enters a snapshot.
 ``Redactor`` runs on every output (all formats, ``report``): it also
 removes what is only sensitive when shown to others (the home directory,
 shown as ``~``; user and host names; GPU UUIDs) and any secret still present
-in hand-made or foreign facts. Leaf module apart from errors and redact.
+in hand-made or foreign facts. ``load`` and ``invalid`` check facts against the
+published schema (schemas/facts.json). Leaf module apart from errors, redact and schemas.
 """
 
 from __future__ import annotations
@@ -56,7 +57,16 @@ def load(path: str) -> dict:
     if not isinstance(facts, dict) or facts.get("schema") != SCHEMA:
         found = facts.get("schema") if isinstance(facts, dict) else type(facts).__name__
         raise UsageError(f"--facts {path}: not a tbdoctor facts snapshot (schema {found!r}, expected {SCHEMA!r})")
+    wrong = invalid(facts)
+    if wrong:
+        raise UsageError(f"--facts {path}: does not match the {SCHEMA} schema: {wrong}")
     return facts
+
+
+def invalid(facts) -> str | None:
+    """Where ``facts`` breaks the published facts schema ("key.path: message"), or None."""
+    from tbdoctor import schemas
+    return schemas.problem("facts", facts)
 
 
 # --- output-stage redaction -------------------------------------------------

@@ -29,9 +29,37 @@ def clean_env(**extra: str) -> dict:
 
 
 def tbdoctor(*args: str, env: dict | None = None, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real CLI in a child process and return what it did."""
-    return subprocess.run([sys.executable, "-c", _BOOT, *args], capture_output=True, text=True,
+    """Run the real CLI in a child process and return what it did; every JSON it printed or
+    wrote (stdout, --save-facts, --output) is checked against its published schema."""
+    proc = subprocess.run([sys.executable, "-c", _BOOT, *args], capture_output=True, text=True,
                           env=env or clean_env(), cwd=cwd, timeout=timeout)
+    outputs = [proc.stdout] + [_read_output(args[i + 1], cwd) for i, a in enumerate(args[:-1])
+                               if a in ("--save-facts", "--output")]
+    for text in outputs:
+        if text.lstrip().startswith("{"):
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            assert_schema(data)
+    return proc
+
+
+def _read_output(path: str, cwd) -> str:
+    try:
+        return (Path(cwd or ".") / path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def assert_schema(data) -> dict:
+    """``data`` (a tbdoctor JSON object) matches the published schema its "schema" key names."""
+    from tbdoctor import schemas
+    name = schemas.for_contract(data.get("schema")) if isinstance(data, dict) else None
+    if name:
+        problem = schemas.problem(name, data)
+        assert problem is None, f"{data['schema']} output breaks its schema: {problem}"
+    return data
 
 
 def check_json(*args: str, **kwargs) -> tuple[dict, subprocess.CompletedProcess]:

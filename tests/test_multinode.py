@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import _BOOT, clean_env
+from conftest import _BOOT, assert_schema, clean_env
 from tbdoctor.verify import multinode
 
 
@@ -39,7 +39,7 @@ def private_hosts(hosts, argv: list[str]) -> list[str]:
 def finish(proc: subprocess.Popen) -> tuple[int, dict]:
     out, err = proc.communicate(timeout=300)
     assert "Traceback" not in err, err
-    return proc.returncode, json.loads(out)
+    return proc.returncode, assert_schema(json.loads(out))
 
 
 def distributed(report: dict) -> dict:

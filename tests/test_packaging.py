@@ -19,6 +19,8 @@ def test_wheel_install_runs_check_against_another_venv(tmp_path):
     assert report["target"]["python"] == str(target.python)
     assert not [c for c in report["checks"] if c["id"].startswith("internal.")], report["checks"]
     assert any(c["id"] == "python.eol" for c in report["checks"])  # read from the bundled checks/
+    schema = subprocess.run([str(tbdoctor), "schema", "facts"], capture_output=True, text=True, timeout=60)
+    assert json.loads(schema.stdout)["title"] == "tbdoctor.facts/1"  # the schemas are in the wheel
     version = subprocess.run([str(tool.python), "-m", "tbdoctor", "--version"],
                              capture_output=True, text=True, timeout=60)
     assert version.stdout.startswith("tbdoctor ")
