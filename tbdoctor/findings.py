@@ -45,23 +45,27 @@ class Fix:
 
     ``kind`` is one of pip-install, pip-uninstall, env, manual, ...; ``command``
     is what a user pastes; ``packages`` lists the requirement strings a pip
-    action installs or the names it removes, so ``fix`` can plan without
-    parsing ``command``.
+    action installs or the names it removes and ``options`` the pip options it
+    passes (``--index-url URL``, ``--force-reinstall``), so ``fix`` can plan
+    without parsing ``command``.
     """
 
     kind: str
     command: str
     packages: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         data = {"kind": self.kind, "command": self.command}
         if self.packages:
             data["packages"] = list(self.packages)
+        if self.options:
+            data["options"] = list(self.options)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "Fix":
-        return cls(data["kind"], data["command"], tuple(data.get("packages", ())))
+        return cls(data["kind"], data["command"], tuple(data.get("packages", ())), tuple(data.get("options", ())))
 
 
 @dataclass(frozen=True)

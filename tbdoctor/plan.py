@@ -1,9 +1,9 @@
 """The fix planner: the findings' Fix actions -> an ordered, merged Plan. Pure.
 
-Reads nothing but ``Finding`` and ``Fix`` (kind, command, packages): no probe,
-no subprocess. The order is ensurepip (pip-bootstrap) first, then one merged
-pip-uninstall, then the pip-install steps grouped by the pip options their
-command carries (``--index-url ...``, ``--force-reinstall``), groups that pick
+Reads nothing but ``Finding`` and ``Fix`` (kind, packages, options): no probe,
+no subprocess, no parsing of commands. The order is ensurepip (pip-bootstrap) first,
+then one merged pip-uninstall, then the pip-install steps grouped by the pip
+options their fix carries (``--index-url ...``, ``--force-reinstall``), groups that pick
 an index or wheelhouse first. Requirements for one project are merged into
 one (their specifiers intersected) and live in one group only. ``env`` and
 ``manual`` actions are shown, never run; a pip action that a finding lists
@@ -14,8 +14,6 @@ as manual too.
 from __future__ import annotations
 
 import fnmatch
-import shlex
-import sys
 from dataclasses import dataclass, field
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -28,9 +26,6 @@ RUNNABLE = (BOOTSTRAP, UNINSTALL, INSTALL)
 # Options that choose where packages come from: a group with one goes first,
 # and a project asked for there is installed from there only.
 _SOURCE_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index")
-# Tokens of a fix command that select the target or confirm, not install options.
-_TARGET_VALUE_FLAGS = ("--python", "-p")
-_CONFIRM_FLAGS = ("-y", "--yes")
 # Built once per CUDA variant and served by PyTorch's own index.
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 
@@ -70,25 +65,8 @@ class Plan:
 
 
 def command_options(fix: Fix) -> tuple[str, ...]:
-    """The pip options in ``fix.command``: everything after the pip verb that is
-    neither a requirement in ``fix.packages``, a target selector nor ``-y``."""
-    try:
-        argv = shlex.split(fix.command, posix=sys.platform != "win32")
-    except ValueError:
-        return ()
-    argv = [a.strip('"') for a in argv]
-    verbs = [i for i, a in enumerate(argv) if a in ("install", "uninstall")]
-    if not verbs:
-        return ()
-    packages = set(fix.packages)
-    options: list[str] = []
-    tail = iter(argv[verbs[0] + 1:])
-    for token in tail:
-        if token in _TARGET_VALUE_FLAGS:
-            next(tail, None)
-        elif token not in _CONFIRM_FLAGS and token not in packages:
-            options.append(token)
-    return tuple(options)
+    """The pip options of a fix (data the rule gave, never parsed back out of its command)."""
+    return fix.options
 
 
 def _picks_source(options: tuple[str, ...]) -> bool:

@@ -76,6 +76,7 @@ def test_options_of_uv_commands_drop_the_target_selector():
     fix = pip_install(facts, "beta>=2", options=("--find-links", "/wheels"))
     assert fix.command.startswith("uv pip install --python")
     assert plan.command_options(fix) == ("--find-links", "/wheels")
+    assert fix.to_dict()["options"] == ["--find-links", "/wheels"]
     assert plan.command_options(pip_uninstall(FACTS, "x")) == ()
 
 

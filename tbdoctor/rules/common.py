@@ -129,7 +129,7 @@ def _pip_argv(facts: dict, verb: str) -> list[str]:
 
 def pip_install(facts: dict, *requirements: str, options: tuple[str, ...] = ()) -> Fix:
     argv = _pip_argv(facts, "install") + list(options) + list(requirements)
-    return Fix("pip-install", quote_command(argv), tuple(requirements))
+    return Fix("pip-install", quote_command(argv), tuple(requirements), tuple(options))
 
 
 def pip_uninstall(facts: dict, *names: str) -> Fix:
