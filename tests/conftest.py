@@ -138,7 +138,8 @@ def cached_venv(factory, name: str, *requirements: str) -> Venv:
     import hashlib
     key = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()[:12]
     cache = os.environ.get("TBDOCTOR_TEST_CACHE")
-    root = Path(cache) if cache else factory.getbasetemp() / "venv-cache"
+    shared = factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else factory.getbasetemp()
+    root = Path(cache) if cache else shared / "venv-cache"  # one cache for all xdist workers (built under a lock)
     path = root / f"{name}-{key}"
     python = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not (path / ".complete").exists():
