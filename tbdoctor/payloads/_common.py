@@ -234,3 +234,20 @@ def dist_integrity(*names):
         except Exception:
             return None
     return None
+
+
+def loader_log(wanted):
+    """A logging handler that keeps the messages ``wanted`` accepts: TensorBoard's event
+    loader swallows a cut-short or corrupt record after logging it. (logging is imported
+    here, not by every probe that loads this module.)"""
+    import logging
+
+    class LoaderLog(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if wanted(message):
+                self.messages.append(message)
+
+    handler = LoaderLog(logging.DEBUG)
+    handler.messages = []
+    return handler

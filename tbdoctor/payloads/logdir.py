@@ -8,24 +8,11 @@ import logging
 import os
 import time
 
-from ._common import context, emit, first_line, tensorboard_without_tensorflow
+from ._common import context, emit, first_line, loader_log, tensorboard_without_tensorflow
 
 _FS_MODULES = ("tensorflow", "tensorflow_io", "boto3", "fsspec", "s3fs", "gcsfs", "pyarrow")
 _MAX_RUNS_KEPT = 200  # runs listed in the facts; all are counted
 _NEARBY_DIRS = 4000  # folders looked at in all, when searching nearby
-
-
-class LoaderLog(logging.Handler):
-    """The loader swallows a cut-short or corrupt record after logging it; keep that."""
-
-    def __init__(self):
-        logging.Handler.__init__(self, logging.DEBUG)
-        self.messages = []
-
-    def emit(self, record):
-        message = record.getMessage()
-        if message.startswith("Truncated record"):  # event_file_loader's words for a DataLossError
-            self.messages.append(message)
 
 
 def is_event_file(name):
@@ -91,7 +78,7 @@ def read_local(root, out):
         out["missing"] = isinstance(exc, ImportError) and name == "tensorboard"  # not a partial install
         return
     out["tensorboard"] = getattr(tensorboard, "__version__", None)
-    log = LoaderLog()
+    log = loader_log(lambda m: m.startswith("Truncated record"))  # event_file_loader's words for a DataLossError
     logger = tb_logging.get_logger()
     logger.addHandler(log)
     logger.setLevel(logging.DEBUG)

@@ -11,20 +11,7 @@ import os
 import struct
 import zlib
 
-from ._common import context, emit, first_line, tensorboard_without_tensorflow
-
-
-class TruncationLog(logging.Handler):
-    """The loader swallows a truncated or corrupt record after logging it; keep that."""
-
-    def __init__(self):
-        logging.Handler.__init__(self, logging.DEBUG)
-        self.messages = []
-
-    def emit(self, record):
-        message = record.getMessage()
-        if "Truncated record" in message or "DataLoss" in message or "crc" in message:
-            self.messages.append(message)
+from ._common import context, emit, first_line, loader_log, tensorboard_without_tensorflow
 
 
 def main():
@@ -44,7 +31,7 @@ def main():
         log = tb_logging.get_logger()
     except Exception:
         log = logging.getLogger("tensorboard")
-    handler = TruncationLog()
+    handler = loader_log(lambda m: "Truncated record" in m or "DataLoss" in m or "crc" in m)
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)
     log.propagate = False
