@@ -54,6 +54,7 @@ def _host_state() -> list[str]:
     payloads = resources.files("tbdoctor.payloads")
     state += [p.read_text(encoding="utf-8") for p in sorted(payloads.iterdir(), key=lambda p: p.name)
               if p.name.endswith(".py")]
+    state.append(resources.files("tbdoctor.schemas").joinpath("facts.json").read_text(encoding="utf-8"))
     return state
 
 
@@ -78,7 +79,9 @@ def load(target: Target, key: str, probes: set[str]) -> tuple[dict, float] | Non
     facts = entry.get("facts") or {}
     if entry.get("fingerprint") != key or not 0 <= age <= MAX_AGE or not probes <= set(facts.get("probes", {})):
         return None
-    if facts_mod.invalid(facts):  # hand-edited or from a tbdoctor with other facts: probe afresh
+    # tbdoctor's own file (0600 in a 0700 folder), keyed on its version, payloads and facts
+    # schema: not validated again (importing jsonschema costs more than the rest of a hit).
+    if facts.get("schema") != facts_mod.SCHEMA:
         return None
     return facts, age
 

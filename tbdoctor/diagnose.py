@@ -98,15 +98,15 @@ def _probe_or_reuse(chosen, only, timeout: float, quick: bool, use_cache: bool, 
             return facts
     if skipped:
         notes.append(f"--quick: skipped the framework imports ({names})")
-    facts = _collect(chosen, run, timeout, skipped, hash_files=verbose)
-    if key:
+    facts = _collect(chosen, run, timeout, skipped, "hashes" if verbose else "folders" if quick else "files")
+    if key and not quick:  # --quick looks at the stack's folders, not each file: not a snapshot to reuse
         cache.store(chosen, key, facts)
     return facts
 
 
-def _collect(chosen, probes, timeout: float, skipped, hash_files: bool = False) -> dict:
+def _collect(chosen, probes, timeout: float, skipped, integrity: str) -> dict:
     if not sys.stderr.isatty():
-        return probe.collect(chosen, probes, timeout, skipped=skipped, hash_files=hash_files)
+        return probe.collect(chosen, probes, timeout, skipped=skipped, integrity=integrity)
     from rich.console import Console
     pending = [p.name for p in probes]
     console = Console(stderr=True)
@@ -114,4 +114,4 @@ def _collect(chosen, probes, timeout: float, skipped, hash_files: bool = False) 
         def done(name: str) -> None:
             pending.remove(name)
             status.update(f"Probing {chosen.python}: {', '.join(pending) or 'done'}")
-        return probe.collect(chosen, probes, timeout, on_done=done, skipped=skipped, hash_files=hash_files)
+        return probe.collect(chosen, probes, timeout, on_done=done, skipped=skipped, integrity=integrity)

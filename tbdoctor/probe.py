@@ -11,6 +11,7 @@ runs one payload.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib
 import os
@@ -25,6 +26,7 @@ from tbdoctor.findings import SECTIONS
 from tbdoctor.payload import QUIET_ENV, ProbeFailed, run_payload
 from tbdoctor.target import Target
 
+LEAD_NICE = 10  # how much lower the other payloads' CPU priority is than the lead probe's (see Probe.lead)
 DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
 # Environment variables that change what the probes see: the python probe records
 # them as facts, and the facts cache is invalidated when any of them changes.
@@ -46,6 +48,7 @@ class Probe:
     heavy: bool = False  # imports a framework; skipped by --quick
     provides: tuple[str, ...] = ()  # facts keys of a shared-process payload's result (default: name)
     watch: bool = True  # stopped when it makes no progress for HANG_WINDOW (see procs.run)
+    lead: int = 0  # the longest probe of a run has the highest; the other payloads run at a lower CPU priority
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,16 @@ PROBES: tuple[Probe, ...] = (
     Probe("python", ("python", "pip"), payload="python_env.py"),
     # The framework sections read it too: known-bad pairs, and RECORD checks of the stack's files.
     Probe("packages", ("pip", "python", "torch", "tensorboardx", "tensorboard", "tensorflow", "jax", "numpy"),
-          payload="distributions.py"),
+          payload="distributions.py", lead=1),  # the longest of --quick
     Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
     Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
     # Every report needs it (bug reports, and redaction of user, home and host names).
     Probe("system", ("tbdoctor", *SECTIONS), host="tbdoctor.system:probe"),
-    Probe("torch", ("torch", "tensorboardx"), payload="torch_tbx.py", heavy=True,
-          provides=("torch", "tensorboardx")),
-    Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True),
+    Probe("torch", ("torch", "tensorboardx", "tensorboard"), payload="torch_tensorboard.py", heavy=True,
+          provides=("torch", "tensorboardx", "tensorboard")),
+    # `import tensorflow` is the longest: the check takes as long as it does, so it is never slowed.
+    Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True, lead=2),
     Probe("jax", ("jax",), payload="jax_info.py", heavy=True),
-    Probe("tensorboard", ("tensorboard",), payload="tensorboard_info.py", heavy=True),
     # Its sweep bounds each child import itself, and waits on them without progress of its own.
     Probe("numpy", ("numpy",), payload="numpy_sweep.py", heavy=True, watch=False),
 )
@@ -81,9 +84,9 @@ PROBES: tuple[Probe, ...] = (
 
 
 
-def _run_one(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
+def _run_one(probe: Probe, target: Target, timeout: float, context: dict, nice: int) -> dict:
     if probe.payload:
-        return _run_parts(probe, target, timeout, context)
+        return _run_parts(probe, target, timeout, context, nice)
     module, _, func = probe.host.partition(":")
     return {probe.name: getattr(importlib.import_module(module), func)(HostContext(target, timeout))}
 
@@ -97,7 +100,7 @@ def _charge(exc: ProbeFailed, parts: tuple[str, ...]) -> dict | None:
     return dict(step["facts"], **{step["key"]: exc.failure})
 
 
-def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
+def _run_parts(probe: Probe, target: Target, timeout: float, context: dict, nice: int = 0) -> dict:
     """Run a payload probe. If it crashes or hangs, the failure is charged to the part
     (facts key) it was working on, and a payload gathering several parts (torch and
     tensorboardX) is run again for each other part alone, so those keep their facts.
@@ -105,7 +108,8 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> d
     start = time.monotonic()
     parts = probe.provides or (probe.name,)
     try:
-        data = run_payload(target, probe.payload, timeout, context, watch=probe.watch)
+        data = run_payload(target, probe.payload, timeout, dict(context, only=list(parts)) if probe.provides else context,
+                           watch=probe.watch, nice=nice)
         return data if probe.provides else {probe.name: data}
     except ProbeFailed as exc:
         first = exc
@@ -121,7 +125,7 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> d
         def alone(part: str) -> None:
             try:
                 got[part] = run_payload(target, probe.payload, left, dict(context, only=[part]),
-                                        watch=probe.watch).get(part)
+                                        watch=probe.watch, nice=nice).get(part)
             except ProbeFailed as exc:
                 again = _charge(exc, (part,))
                 if again is not None:
@@ -140,36 +144,46 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> d
                       charged=tuple(culprits) if complete else ())
 
 
+def _narrowed(probe: Probe, sections: list[str] | None) -> Probe:
+    """A shared-process probe gathering only the parts (facts keys) of ``sections``."""
+    parts = tuple(k for k in probe.provides if not sections or k in sections)
+    if not parts or parts == probe.provides:
+        return probe
+    return dataclasses.replace(probe, provides=parts, sections=tuple(s for s in probe.sections if s in parts))
+
+
 def select(sections: list[str] | None, quick: bool) -> tuple[tuple[Probe, ...], tuple[Probe, ...]]:
     """(probes to run, probes skipped by --quick) for these report sections."""
-    wanted = [p for p in PROBES if not sections or set(p.sections) & set(sections)]
+    wanted = [_narrowed(p, sections) for p in PROBES if not sections or set(p.sections) & set(sections)]
     return (tuple(p for p in wanted if not (quick and p.heavy)),
             tuple(p for p in wanted if quick and p.heavy))
 
 
 def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_TIMEOUT,
             on_done: Callable[[str], None] | None = None, skipped: tuple[Probe, ...] = (),
-            hash_files: bool = False) -> dict:
+            integrity: str = "files") -> dict:
     """Run ``probes`` in parallel; return the redacted facts snapshot.
 
     Returns within about ``timeout`` seconds whatever the probes do: payload
     children are killed with their process group, and a host probe still
     running at the deadline is abandoned (its thread is a daemon). With
-    ``hash_files`` the stack's installed files are hashed and compared with RECORD.
+    ``integrity`` "hashes" the stack's installed files are hashed and compared with RECORD
+    (with "files" each is looked for, with "folders" each folder).
     """
     # The user's own values of the variables QUIET_ENV overrides (None: unset), so the
     # python probe records the user's environment, not tbdoctor's settings for its probes.
     context = {"cwd": os.getcwd(), "timeout": timeout, "env_prefixes": ENV_PREFIXES,
-               "user_env": {k: os.environ.get(k) for k in QUIET_ENV}, "hash_files": hash_files}
+               "user_env": {k: os.environ.get(k) for k in QUIET_ENV}, "integrity": integrity}
     results: dict[str, dict] = {}
     lock = threading.Lock()
+    lead = max((p.lead for p in probes), default=0)  # the others yield the CPU to it (few cores)
 
     def worker(probe: Probe) -> None:
         start = time.monotonic()
         meta: dict = {"status": "ok", "section": probe.sections[0]}
         data = None
         try:
-            data = _run_one(probe, target, timeout, context)
+            data = _run_one(probe, target, timeout, context, LEAD_NICE if probe.lead < lead else 0)
         except ProbeFailed as exc:
             meta.update(status="failed", error=str(exc), stderr_tail=exc.stderr_tail)
             data = exc.data or None

@@ -154,24 +154,80 @@ def canonical(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+class Headers(dict):
+    """Metadata headers, name (any case) -> values; ``h["Name"]`` is the first value or
+    None, ``h.get_all("Requires-Dist")`` all of them or None (as email.message.Message)."""
+
+    def __getitem__(self, name):
+        values = dict.get(self, name.lower())
+        return values[0] if values else None
+
+    def get_all(self, name):
+        return dict.get(self, name.lower())
+
+
+def parse_headers(text):
+    """The RFC 822 header block of a METADATA/PKG-INFO text (folded lines joined as the
+    email package's compat32 policy joins them). Hand-written: email's parser costs
+    more than the rest of reading a distribution, and the header block is all we read."""
+    found = Headers()
+    last = None
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            break
+        if line[0] in " \t":
+            if last is not None:
+                last[-1] += "\n" + line
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        last = found.setdefault(name.strip().lower(), [])
+        last.append(value.strip())
+    return found
+
+
+_LISTINGS = {}
+
+
+def read_meta(dist, name):
+    """``dist.read_text(name)``, without trying files its metadata folder does not have."""
+    path = getattr(dist, "_path", None)
+    if path is not None:
+        key = str(path)
+        if key not in _LISTINGS:
+            try:
+                _LISTINGS[key] = frozenset(os.listdir(key))
+            except OSError:  # an egg-info file, a zip: ask the distribution
+                _LISTINGS[key] = None
+        if _LISTINGS[key] is not None:
+            if name not in _LISTINGS[key]:
+                return None
+            try:  # as read_text does, without building a Path
+                with open(os.path.join(key, name), encoding="utf-8") as fh:
+                    return fh.read()
+            except (OSError, UnicodeDecodeError):
+                return None
+    return dist.read_text(name)
+
+
 def headers(dist):
     """The metadata headers, parsed once and without the long description
     (importlib.metadata re-parses the whole file for every field it returns)."""
-    import email
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    text = read_meta(dist, "METADATA") or read_meta(dist, "PKG-INFO") or ""
     path = getattr(dist, "_path", None)
     if not text and path is not None and os.path.isfile(str(path)):  # an egg-info file is the PKG-INFO itself
         with open(str(path), encoding="utf-8", errors="replace") as fh:
             text = fh.read()
-    return email.message_from_string(text.replace("\r\n", "\n").split("\n\n", 1)[0] + "\n")
+    return parse_headers(text)
 
 
 def top_level_names(dist):
     """The importable top-level names a distribution installs (top_level.txt, else RECORD)."""
-    text = dist.read_text("top_level.txt")
+    text = read_meta(dist, "top_level.txt")
     if text:
         return sorted({n.strip().split("/")[0] for n in text.splitlines() if n.strip()})
-    record = dist.read_text("RECORD")  # read directly: dist.files builds an object per line
+    record = read_meta(dist, "RECORD")  # read directly: dist.files builds an object per line
     paths = ([line.split(",", 1)[0] for line in record.splitlines()] if record is not None
              else [str(f) for f in dist.files or ()])
     names = set()
@@ -188,28 +244,47 @@ def top_level_names(dist):
     return sorted(n for n in names if n.isidentifier())
 
 
-def integrity(dist, hashes=False):
-    """The files ``dist``'s RECORD lists that are missing on disk, and with ``hashes``
-    those whose sha256 differs from RECORD (compiled .pyc files are not compared:
-    Python rewrites them). None without a RECORD (conda, egg-info)."""
-    import base64
+def _record_rows(record):
+    """RECORD's rows (path, hash, size); csv only for the rare quoted line (a comma in a path)."""
     import csv
+    for line in record.splitlines():
+        if '"' in line:
+            yield from csv.reader([line])
+        elif line:
+            yield line.split(",")
+
+
+def integrity(dist, how="files"):
+    """The files ``dist``'s RECORD lists that are missing on disk. ``how``: "files" (each
+    file), "hashes" (each file, and those whose sha256 differs from RECORD: compiled
+    .pyc files are not compared, Python rewrites them) or "folders" (--quick: the files
+    of every listed folder that is gone). None without a RECORD (conda, egg-info)."""
+    import base64
     import hashlib
-    record = dist.read_text("RECORD")
+    record = read_meta(dist, "RECORD")
     if record is None:
         return None
+    path = getattr(dist, "_path", None)
+    base = os.path.dirname(str(path)) if path is not None else None  # RECORD paths are relative to it
+    exists, isdir, folders = os.path.exists, os.path.isdir, {}
     missing, changed, files = [], [], 0
-    for row in csv.reader(record.splitlines()):
+    for row in _record_rows(record):
         if not row or row[0].endswith(".pyc") or "__pycache__" in row[0]:
             continue
         files += 1
-        path = str(dist.locate_file(row[0]))
-        if not os.path.exists(path):
+        full = os.path.join(base, row[0]) if base is not None else str(dist.locate_file(row[0]))
+        if how == "folders":
+            folder = os.path.dirname(full)
+            if folder not in folders:
+                folders[folder] = isdir(folder)
+            if not folders[folder]:
+                missing.append(row[0])
+        elif not exists(full):
             missing.append(row[0])
-        elif hashes and len(row) > 1 and row[1].startswith("sha256="):
+        elif how == "hashes" and len(row) > 1 and row[1].startswith("sha256="):
             digest = hashlib.sha256()
             try:
-                with open(path, "rb") as fh:
+                with open(full, "rb") as fh:
                     for chunk in iter(lambda: fh.read(1 << 20), b""):
                         digest.update(chunk)
             except OSError:
@@ -218,8 +293,8 @@ def integrity(dist, hashes=False):
                 changed.append(row[0])
     missing.sort(key=lambda p: p.startswith(".."))  # the package's own files first, then scripts
     meta = headers(dist)
-    return {"name": meta["Name"], "version": meta["Version"], "files": files, "hashed": bool(hashes),
-            "missing": missing[:20], "missing_count": len(missing), "changed": changed[:20],
+    return {"name": meta["Name"], "version": meta["Version"], "files": files, "hashed": how == "hashes",
+            "checked": how, "missing": missing[:20], "missing_count": len(missing), "changed": changed[:20],
             "changed_count": len(changed)}
 
 
@@ -228,7 +303,7 @@ def dist_integrity(*names):
     from importlib import metadata
     for name in names:
         try:
-            return integrity(metadata.distribution(name), hashes=True)
+            return integrity(metadata.distribution(name), "hashes")
         except metadata.PackageNotFoundError:
             continue
         except Exception:

@@ -8,7 +8,7 @@ import sys
 
 from importlib import metadata
 
-from ._common import canonical, context, emit, headers, integrity, top_level_names
+from ._common import canonical, context, emit, headers, integrity, read_meta, top_level_names
 
 
 def marker_environment():
@@ -35,7 +35,7 @@ def marker_environment():
 def editable_root(dist):
     """The project folder of an editable install (PEP 660 direct_url.json), or None."""
     try:
-        info = json.loads(dist.read_text("direct_url.json") or "null")
+        info = json.loads(read_meta(dist, "direct_url.json") or "null")
     except ValueError:
         return None
     if not isinstance(info, dict) or not (info.get("dir_info") or {}).get("editable"):
@@ -54,7 +54,7 @@ def describe(dist):
     meta = headers(dist)
     name = meta["Name"]
     requires = meta.get_all("Requires-Dist")
-    if requires is None and name and dist.read_text("requires.txt"):
+    if requires is None and name and read_meta(dist, "requires.txt"):
         requires = dist.requires  # an egg-info keeps them in requires.txt
     return {
         "name": name,
@@ -64,7 +64,7 @@ def describe(dist):
         "metadata_dir": meta_dir,
         "requires": list(requires or ()),
         "requires_python": meta["Requires-Python"] if name else None,
-        "installer": (dist.read_text("INSTALLER") or "").strip() or None,
+        "installer": (read_meta(dist, "INSTALLER") or "").strip() or None,
         "top_level": top_level_names(dist) if name else [],
         "editable_root": editable_root(dist) if name else None,
     }
@@ -84,36 +84,62 @@ def origin_of(name, path):
     return locations[0] if locations else None
 
 
+def _stems(folder):
+    """The first dotted part of every name in ``folder`` (a superset of the modules it
+    offers); None for a file (a zip: always searched), an empty set where there is nothing."""
+    try:
+        return {entry.partition(".")[0] for entry in os.listdir(folder or ".")}
+    except OSError:
+        return None if os.path.isfile(folder) else set()
+
+
 def shadowed(dists, cwd):
-    """Top-level modules of installed distributions that another folder provides first."""
+    """Top-level modules of installed distributions that another folder provides first.
+    Each folder is listed once; ``find_spec`` runs only on the folder that has the name first."""
     found = []
     search = [p for p in sys.path if p]
     extra = [("current directory", cwd)] if cwd and cwd not in search else []
+    stems = {}
+    real = {}
+
+    def inside(path, homes):
+        folder = os.path.dirname(path)
+        if folder not in real:
+            real[folder] = os.path.realpath(folder) + os.sep
+        resolved = real[folder] if not os.path.islink(path) else os.path.realpath(path)
+        return any(p.startswith(homes) for p in (os.path.normpath(path) + os.sep, resolved))
+
     for d in dists:
         if not d["location"]:
             continue
-        homes = [os.path.realpath(h) + os.sep for h in (d["location"], d["editable_root"]) if h]
+        homes = tuple({os.path.normpath(p) + os.sep for h in (d["location"], d["editable_root"]) if h
+                       for p in (h, os.path.realpath(h))})
         for module in d["top_level"]:
             for label, path in [("sys.path", search)] + [(lbl, [p]) for lbl, p in extra]:
-                origin = origin_of(module, path)
-                if origin and not os.path.realpath(origin).startswith(tuple(homes)):
+                first = next((p for p in path
+                              if (stems[p] if p in stems else stems.setdefault(p, _stems(p))) is None
+                              or module in stems[p]), None)
+                origin = first and origin_of(module, [first])
+                if first and (origin is None or os.path.isdir(origin)):  # a namespace portion: the full search decides
+                    origin = origin_of(module, path)
+                if origin and not inside(origin, homes):
                     found.append({"module": module, "distribution": d["name"], "version": d["version"],
                                   "installed_at": d["location"], "shadowed_by": origin, "via": label})
                     break
     return found
 
 
-# The stack's distributions: RECORD checked against the files on every check (hashes with -v).
+# The stack's distributions: RECORD checked against the files on every check (hashes with -v, folders with --quick).
 _STACK = ("torch", "tensorboardx", "tensorboard", "tb-nightly", "tensorboard-data-server", "tensorflow",
           "tensorflow-cpu", "tf-nightly", "tf-keras", "keras", "numpy", "protobuf", "jax", "jaxlib")
 
 
-def stack_integrity(described, hashes):
+def stack_integrity(described, how):
     """``integrity`` of the stack's distributions, from (Distribution, description) pairs."""
     found = {}
     for dist, d in described:
         if d["canonical"] in _STACK and d["canonical"] not in found:  # the first on sys.path: what import sees
-            found[d["canonical"]] = integrity(dist, hashes)
+            found[d["canonical"]] = integrity(dist, how)
     return {k: v for k, v in found.items() if v is not None}
 
 
@@ -186,7 +212,7 @@ emit({
     "broken_metadata": broken,
     "marker_environment": marker_environment(),
     "shadowed_modules": shadowed(first, ctx.get("cwd")),
-    "integrity": stack_integrity([p for p in described if p[1]["name"]], bool(ctx.get("hash_files"))),
-    "hashed": bool(ctx.get("hash_files")),
+    "integrity": stack_integrity([p for p in described if p[1]["name"]], ctx.get("integrity") or "files"),
+    "hashed": ctx.get("integrity") == "hashes",
     "owners": owners({d["metadata_dir"] for d in dists if d["metadata_dir"]} | set(broken)),
 })

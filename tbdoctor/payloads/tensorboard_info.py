@@ -1,5 +1,6 @@
 # TensorBoard: the package, its CLI start-up imports, the `tensorboard` script,
-# the data server, notebook instance records, localhost and port 6006.
+# the data server, notebook instance records, localhost and port 6006. Run by
+# torch_tensorboard.py in the process that imports torch (they share numpy and protobuf).
 # Stdlib only, 3.8+.
 import errno
 import glob
@@ -13,7 +14,7 @@ import sysconfig
 import tempfile
 
 from ._common import (
-    begin, context, dist_integrity, dist_version, emit, failure,
+    begin, dist_integrity, dist_version, failure,
     first_line, guarded_import, headers, step, tensorboard_without_tensorflow,
 )
 
@@ -299,6 +300,3 @@ def probe(ctx):
     script(out)
     data_server(out, max(5.0, min(20.0, float(ctx.get("timeout") or 20) / 3)))
     return out
-
-
-emit(probe(context()))

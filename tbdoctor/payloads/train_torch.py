@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from ._common import context, first_line
+from ._common import context, first_line, tensorboard_without_tensorflow
 from ._job import (
     PhaseLog, THREAD_ERRORS, check_fix, command, converged, diverged,
     finish, fit_picture, import_fix, not_converged, pip_install, write_error,
@@ -31,6 +31,7 @@ class Job(PhaseLog):
 
     def run(self):
         t = self.begin("import")
+        tensorboard_without_tensorflow()  # torch.utils.tensorboard would import all of TensorFlow (seconds)
         try:
             import torch
         except Exception as exc:

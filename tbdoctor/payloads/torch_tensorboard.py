@@ -1,4 +1,5 @@
-# PyTorch and tensorboardX, in one process (they share numpy and protobuf).
+# PyTorch, tensorboardX and TensorBoard, in one process (they share numpy, protobuf and
+# TensorBoard's modules: a process each imported them three times).
 # Stdlib only, 3.8+. Every import is guarded; a failure is recorded, classified.
 import os
 import tempfile
@@ -8,6 +9,7 @@ from ._common import (
     begin, context, dist_integrity, dist_version, emit, failure,
     first_line, guarded_import, step, tensorboard_without_tensorflow,
 )
+from .tensorboard_info import probe as probe_tensorboard
 
 
 def probe_tensorboardx(numpy):
@@ -124,8 +126,9 @@ def guarded(probe, *args):
         return {"installed": True, "import_ok": False, "import_error": failure(exc)}
 
 
-# Parts (facts keys) to gather; tbdoctor asks for one at a time when a run of both crashed or hung.
-parts = context().get("only") or ("tensorboardx", "torch")
+# Parts (facts keys) to gather; tbdoctor asks for one at a time when a run of all crashed or hung.
+ctx = context()
+parts = ctx.get("only") or ("tensorboardx", "torch", "tensorboard")
 stubbed = tensorboard_without_tensorflow()
 result = {}
 if "tensorboardx" in parts:
@@ -135,4 +138,6 @@ if "torch" in parts:
     result["torch"] = guarded(probe_torch)
     if result["torch"].get("import_ok"):
         result["torch"]["tensorflow_stubbed"] = stubbed
+if "tensorboard" in parts:
+    result["tensorboard"] = guarded(probe_tensorboard, ctx)
 emit(result)
