@@ -95,31 +95,44 @@ class Redactor:
     def __init__(self, facts: dict | None = None, identities: bool = True):
         facts = facts or {}
         self.identities = identities
+        self._keys: dict[str, str] = {}
         self.secrets = redact_mod.current().joined(_secret_literals(facts))
         system = facts.get("system") if isinstance(facts.get("system"), dict) else {}
         homes = {system.get("home"), _local(lambda: str(Path.home()))}
         users = {system.get("user"), _local(getpass.getuser)}
         hosts = {system.get("hostname"), _local(socket.gethostname)}
-        self.homes = sorted({h.rstrip("/\\") for h in homes if _usable_home(h)}, key=len, reverse=True)
+        homes = sorted({h.rstrip("/\\") for h in homes if _usable_home(h)}, key=len, reverse=True)
+        self.homes = [re.compile(re.escape(v) + r"(?=$|[/\\\s'\":;,)\]])")  # each home, longest first, as given and with /
+                      for home in homes for v in dict.fromkeys((home, home.replace("\\", "/")))]
         names = [(n, "<user>") for n in users if _identifying(n)] + [(n, "<host>") for n in hosts if _identifying(n)]
         names.sort(key=lambda pair: len(pair[0]), reverse=True)
         self.names = [(re.compile(rf"(?<![{_NAME_EDGE}]){re.escape(n)}(?![{_NAME_EDGE}])", re.I), label)
                       for n, label in names]
+        # One search tells whether a text has anything of the above (most facts have none).
+        self._identity = re.compile("|".join([_UUID.pattern] + [p.pattern for p in self.homes]
+                                             + [p.pattern for p, _ in self.names]), re.I)
+
+    def _key(self, key):
+        if not isinstance(key, str):
+            return key
+        if key not in self._keys:  # keys repeat ("name", "version", ...)
+            self._keys[key] = self.text(key)
+        return self._keys[key]
 
     def text(self, text: str) -> str:
         text = self.secrets.text(text)
-        if self.identities:
+        if self.identities and self._identity.search(text):
             text = _UUID.sub(REDACTED, text)
             for home in self.homes:
-                text = _replace_home(text, home)
+                text = home.sub("~", text)
             for pattern, label in self.names:
                 text = pattern.sub(label, text)
         return text
 
     def value(self, value, key: str = ""):
-        """A redacted copy of a JSON-like value (dict keys are kept, except identity ones)."""
+        """A redacted copy of a JSON-like value (keys are redacted as text)."""
         if isinstance(value, dict):
-            return {k: self.value(v, k) for k, v in value.items()}
+            return {self._key(k): self.value(v, k) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.value(v) for v in value]
         if isinstance(value, str):
@@ -148,13 +161,6 @@ def _usable_home(home) -> bool:
         return False
     path = home.rstrip("/\\")
     return len(path) > 3 and not path.endswith(":")
-
-
-def _replace_home(text: str, home: str) -> str:
-    variants = {home, home.replace("\\", "/")}
-    for variant in variants:
-        text = re.sub(re.escape(variant) + r"(?=$|[/\\\s'\":;,)\]])", "~", text)
-    return text
 
 
 def _secret_literals(value, key: str = "") -> set[str]:

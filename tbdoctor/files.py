@@ -37,17 +37,18 @@ def private_dir(path) -> Path:
     return path
 
 
-def write_text(path, text: str, private: bool = False, append: bool = False) -> None:
-    """Write ``text`` redacted; ``private`` files are 0600. OSError is the caller's to report."""
+def write_text(path, text: str, private: bool = False, append: bool = False, serialised: bool = False) -> None:
+    """Write ``text`` redacted; ``private`` files are 0600. OSError is the caller's to report.
+    ``serialised``: ``text`` was made from redacted values (see redact.known)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags, 0o600 if private else 0o666)
     with open(fd, "w", encoding="utf-8") as fh:
-        fh.write(redact.text(text))
+        fh.write(redact.known(text) if serialised else redact.text(text))
 
 
 def write_json(path, data, private: bool = False, **dumps) -> None:
     """``data`` as JSON, each value redacted before it is encoded."""
-    write_text(path, json.dumps(redact.value(data), **dumps) + "\n", private=private)
+    write_text(path, json.dumps(redact.value(data), **dumps) + "\n", private=private, serialised=True)
 
 
 @contextlib.contextmanager

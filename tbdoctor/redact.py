@@ -212,6 +212,10 @@ class Secrets:
     def text(self, text: str) -> str:
         if not isinstance(text, str) or not text:
             return text
+        return shapes(self.known(text))
+
+    def known(self, text: str) -> str:
+        """``text`` with the known secret values replaced, in every form (no shapes)."""
         if self._forms:
             if self._pattern is None:
                 self._ordered = sorted(self._forms, key=len, reverse=True)
@@ -220,7 +224,7 @@ class Secrets:
                 for form in self._ordered:
                     if form in text:
                         text = text.replace(form, REDACTED)
-        return shapes(text)
+        return text
 
     def value(self, value, key: str = ""):
         """A redacted copy of a JSON-like value or dataclass (keys are redacted as text;
@@ -341,6 +345,13 @@ def value(data, key: str = ""):
     return current().value(data, key)
 
 
+def known(text: str) -> str:
+    """For text serialised from values already redacted (``value``, facts.Redactor): the
+    shapes were looked for in each value, before JSON joined them into one large text,
+    where looking again costs more than the whole report; the known values are looked for."""
+    return current().known(text)
+
+
 # --- the terminal ------------------------------------------------------------
 
 class RedactingStream:
@@ -361,6 +372,13 @@ class RedactingStream:
                 self._pending = tail
             if len(self._pending) > 65536:
                 self._drain()
+        return len(s)
+
+    def write_redacted(self, s: str) -> int:
+        """Write ``s``, serialised from redacted values (see ``known``)."""
+        with self._lock:
+            self._drain()
+            self._inner.write(known(s))
         return len(s)
 
     def writelines(self, lines) -> None:

@@ -64,13 +64,20 @@ def leaked(secrets: list[str], texts: dict[str, str], innocent: str = "") -> lis
 
 _core = st.text(ALNUM, min_size=16, max_size=40)
 # For the CLI: secrets with some variety, so that no window of one is in ordinary output ("000000").
-def _no_word(s: str) -> bool:
-    """No 6-character window of ``s`` is letters of one case only: a word ("tensor", "libcuda") is in
-    any report, so a secret made of one would "leak" through text that never was the secret."""
-    return not any(w.isalpha() and (w.islower() or w.isupper()) for w in (s[i:i + 6] for i in range(len(s) - 5)))
+def _wordless(s: str) -> str:
+    """``s`` with a digit after every fifth letter in a row: a word ("tensor", "libcuda", "TensorFlow")
+    is in any report, so a secret holding one would "leak" through text that never was the secret."""
+    out, run = [], 0
+    for c in s:
+        out.append(c)
+        run = run + 1 if c.isalpha() else 0
+        if run == WINDOW - 1:
+            out.append("7")
+            run = 0
+    return "".join(out)
 
 
-_varied = _core.filter(lambda s: len(set(s)) >= 8 and _no_word(s))
+_varied = _core.map(_wordless).filter(lambda s: len(set(s)) >= 8)
 _chunks = st.lists(st.text(ALNUM, min_size=4, max_size=12), min_size=2, max_size=5)
 _special = st.sampled_from(SPECIALS)
 
@@ -340,13 +347,13 @@ def _assert_seen(texts: dict[str, str], hang: bool) -> None:
 
 
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
-@given(hf=wild().filter(lambda s: len(set(s)) >= 8 and _no_word(s)), innocent_core=_varied,
-       wandb=st.text("0123456789abcdef", min_size=40, max_size=40).filter(
-           lambda s: len(set(s)) >= 8 and _no_word(s)),
-       pip_password=wild(specials=("@", "%", "'", "é", "!", "$")).filter(lambda s: len(set(s)) >= 8 and _no_word(s)),
-       extra=_varied, uv=_varied, netrc=st.text(ALNUM + "!$%&*", min_size=12, max_size=30).filter(
-           lambda s: len(set(s)) >= 8 and _no_word(s)), path_core=_varied, logdir_core=_varied,
-       hang_core=st.text(ALNUM, min_size=30, max_size=36).filter(lambda s: len(set(s)) >= 8 and _no_word(s)))
+@given(hf=wild().map(_wordless).filter(lambda s: len(set(s)) >= 8), innocent_core=_varied,
+       wandb=st.text("0123456789abcdef", min_size=40, max_size=40).map(_wordless).filter(
+           lambda s: len(set(s)) >= 8),
+       pip_password=wild(specials=("@", "%", "'", "é", "!", "$")).map(_wordless).filter(lambda s: len(set(s)) >= 8),
+       extra=_varied, uv=_varied, netrc=st.text(ALNUM + "!$%&*", min_size=12, max_size=30).map(_wordless).filter(
+           lambda s: len(set(s)) >= 8), path_core=_varied, logdir_core=_varied,
+       hang_core=st.text(ALNUM, min_size=30, max_size=36).map(_wordless).filter(lambda s: len(set(s)) >= 8))
 def test_no_part_of_any_planted_secret_leaves_through_the_cli(planted_env, tmp_path_factory, hf, innocent_core, wandb,
                                                               pip_password, extra, uv, netrc, path_core, logdir_core,
                                                               hang_core):

@@ -173,7 +173,7 @@ def parse_headers(text):
     found = Headers()
     last = None
     for line in text.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
+        if not line:  # a line of blanks is a folded line's, as in a PKG-INFO's Description
             break
         if line[0] in " \t":
             if last is not None:

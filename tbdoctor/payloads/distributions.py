@@ -99,21 +99,25 @@ def shadowed(dists, cwd):
     found = []
     search = [p for p in sys.path if p]
     extra = [("current directory", cwd)] if cwd and cwd not in search else []
-    stems = {}
-    real = {}
+    stems, real = {}, {}
+
+    def resolved(path):
+        if path not in real:
+            real[path] = os.path.realpath(path)
+        return real[path]
 
     def inside(path, homes):
-        folder = os.path.dirname(path)
-        if folder not in real:
-            real[folder] = os.path.realpath(folder) + os.sep
-        resolved = real[folder] if not os.path.islink(path) else os.path.realpath(path)
-        return any(p.startswith(homes) for p in (os.path.normpath(path) + os.sep, resolved))
+        if (os.path.normpath(path) + os.sep).startswith(homes):
+            return True
+        folder, name = os.path.split(path)
+        own = resolved(path) if os.path.islink(path) else os.path.join(resolved(folder), name)
+        return (own + os.sep).startswith(homes)
 
     for d in dists:
         if not d["location"]:
             continue
         homes = tuple({os.path.normpath(p) + os.sep for h in (d["location"], d["editable_root"]) if h
-                       for p in (h, os.path.realpath(h))})
+                       for p in (h, resolved(h))})
         for module in d["top_level"]:
             for label, path in [("sys.path", search)] + [(lbl, [p]) for lbl, p in extra]:
                 first = next((p for p in path

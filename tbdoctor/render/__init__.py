@@ -59,13 +59,13 @@ def render(report: Report, fmt: str, strict: bool = False, verbose: bool = False
     raise UsageError(f"--format {fmt}: unknown format (choose from {', '.join(FORMATS)})")
 
 
-def write_file(path: str, text: str, option: str = "--output") -> None:
+def write_file(path: str, text: str, option: str = "--output", serialised: bool = False) -> None:
     from pathlib import Path
 
     from tbdoctor import files
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        files.write_text(path, text)
+        files.write_text(path, text, serialised=serialised)
     except OSError as exc:
         raise UsageError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
 
@@ -79,12 +79,14 @@ def emit(report: Report, fmt: str, output: str | None = None, strict: bool = Fal
     summary is appended to ``$GITHUB_STEP_SUMMARY`` when that is set.
     """
     report = redacted(report)
-    if output:
-        write_file(output, render(report, fmt, strict, verbose))
+    if output:  # JSON is the redacted values serialised: only the known secrets are looked for again
+        write_file(output, render(report, fmt, strict, verbose), serialised=fmt == "json")
     if not output or fmt != "rich":
         if fmt == "rich" or output:
             from tbdoctor.render import console
             console.render(report, console.make_console(), verbose=verbose)
+        elif fmt == "json" and hasattr(sys.stdout, "write_redacted"):
+            sys.stdout.write_redacted(render(report, fmt, strict, verbose))
         else:
             sys.stdout.write(render(report, fmt, strict, verbose))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
