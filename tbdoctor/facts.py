@@ -95,7 +95,7 @@ class Redactor:
     def __init__(self, facts: dict | None = None, identities: bool = True):
         facts = facts or {}
         self.identities = identities
-        self._keys: dict[str, str] = {}
+        self._done: dict[str, str] = {}
         self.secrets = redact_mod.current().joined(_secret_literals(facts))
         system = facts.get("system") if isinstance(facts.get("system"), dict) else {}
         homes = {system.get("home"), _local(lambda: str(Path.home()))}
@@ -112,14 +112,12 @@ class Redactor:
         self._identity = re.compile("|".join([_UUID.pattern] + [p.pattern for p in self.homes]
                                              + [p.pattern for p, _ in self.names]), re.I)
 
-    def _key(self, key):
-        if not isinstance(key, str):
-            return key
-        if key not in self._keys:  # keys repeat ("name", "version", ...)
-            self._keys[key] = self.text(key)
-        return self._keys[key]
-
     def text(self, text: str) -> str:
+        if text not in self._done:  # values repeat (locations, versions) and so do keys ("name")
+            self._done[text] = self._text(text)
+        return self._done[text]
+
+    def _text(self, text: str) -> str:
         text = self.secrets.text(text)
         if self.identities and self._identity.search(text):
             text = _UUID.sub(REDACTED, text)
@@ -132,7 +130,7 @@ class Redactor:
     def value(self, value, key: str = ""):
         """A redacted copy of a JSON-like value (keys are redacted as text)."""
         if isinstance(value, dict):
-            return {self._key(k): self.value(v, k) for k, v in value.items()}
+            return {self.text(k) if isinstance(k, str) else k: self.value(v, k) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.value(v) for v in value]
         if isinstance(value, str):

@@ -31,7 +31,9 @@ def incomplete(facts: dict) -> list[Finding]:
                 + (f" (and {more} more)" if more else ""),
                 detail=f"{label}: {result['missing_count']} of the {result['files']} files its RECORD lists are not on "
                        f"disk (an interrupted install or uninstall, or files deleted by hand).{failing} Missing: "
-                       + ", ".join(result["missing"][:10]),
+                       + ", ".join(result["missing"][:10])
+                       + (" (--quick looks for each folder RECORD lists; a full check for each file)"
+                          if result.get("checked") == "folders" else ""),
                 hint=f"Reinstall {result['name']} over the damaged files.", fixes=(fix,), section=section))
         elif result.get("changed_count"):
             findings.append(Finding(
