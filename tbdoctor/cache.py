@@ -19,7 +19,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from tbdoctor import __version__, files
+from tbdoctor import __version__, files, redact
 from tbdoctor import facts as facts_mod
 from tbdoctor.probe import ENV_PREFIXES
 from tbdoctor.target import Target
@@ -79,11 +79,15 @@ def load(target: Target, key: str, probes: set[str]) -> tuple[dict, float] | Non
     facts = entry.get("facts") or {}
     if entry.get("fingerprint") != key or not 0 <= age <= MAX_AGE or not probes <= set(facts.get("probes", {})):
         return None
-    # tbdoctor's own file (0600 in a 0700 folder), keyed on its version, payloads and facts
-    # schema: not validated again (importing jsonschema costs more than the rest of a hit).
-    if facts.get("schema") != facts_mod.SCHEMA:
-        return None
+    # The key covers tbdoctor's version, payloads and facts schema, and the digest any edit
+    # of the facts: they need no schema validation (importing jsonschema costs more than a hit).
+    if facts.get("schema") != facts_mod.SCHEMA or entry.get("facts_sha256") != _digest(facts):
+        return None  # edited by hand or by another tool: probe afresh
     return facts, age
+
+
+def _digest(facts: dict) -> str:
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode("utf-8", "replace")).hexdigest()
 
 
 def store(target: Target, key: str, facts: dict) -> None:
@@ -94,7 +98,9 @@ def store(target: Target, key: str, facts: dict) -> None:
     try:
         files.private_dir(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        files.write_json(tmp, {"fingerprint": key, "stored_at": time.time(), "facts": facts}, private=True)
+        facts = redact.value(facts)  # as write_json writes it: the digest is of what is stored
+        files.write_json(tmp, {"fingerprint": key, "stored_at": time.time(), "facts_sha256": _digest(facts),
+                               "facts": facts}, private=True)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -149,6 +149,8 @@ def _near_key(m: re.Match) -> str:
 # Every shape but a prefixed token needs one of these (a separator, a quote, "://" or "="): most
 # facts (names, versions, paths) have none, and then only the token prefixes are searched.
 _SEPARATOR = re.compile(r"[\s:=\"'\\]")
+# ... and then an "@" (URL user info) or one of these words (each other shape names one).
+_KEY_WORD = re.compile(r"token|secret|passw|pwd|key|private|credential|auth|session|cookie|bearer|basic|sig", re.I)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # a report redacts its facts more than once
@@ -157,7 +159,7 @@ def shapes(text: str) -> str:
     if not text:
         return text
     text = _SHAPES.sub(lambda m: REDACTED if _starts_word(m.string, m.start()) else m[0], text)
-    if not _SEPARATOR.search(text):
+    if not _SEPARATOR.search(text) or ("@" not in text and not _KEY_WORD.search(text)):
         return text
     text = _URL_USERINFO.sub(lambda m: m["scheme"] + REDACTED + "@", text)
     text = _QUERY.sub(lambda m: m["key"] + REDACTED, text)
