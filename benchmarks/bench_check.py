@@ -5,7 +5,7 @@ One command from a clean clone:
     python3 benchmarks/bench_check.py [--venv DIR] [--runs N]
 
 builds (or reuses) a venv with torch + tensorboardX + TensorBoard + tensorflow-cpu and the
-peer tools (env-doctor, cuda-doctor) under constraints.txt, with tbdoctor installed in it.
+peer tools (env-doctor, cuda-doctor) under constraints.txt, with tbdoctor[browser] installed in it.
 Then it runs every command below N times, interleaved (one round runs each once), after
 one warm-up round, and prints medians, min-max and the ratios the speed targets are
 stated in, wall time and CPU time (user + sys of the command and its children) side by
@@ -43,13 +43,14 @@ PACKAGES = ("torch==2.13.0", "tensorboardX", "tensorboard", "tensorflow-cpu", "e
 def ensure_venv(path: Path) -> Path:
     bindir = path / ("Scripts" if os.name == "nt" else "bin")
     marker = path / ".bench-complete"
-    if marker.exists() and marker.read_text() == "\n".join(PACKAGES):
+    wanted = "\n".join([*PACKAGES, "tbdoctor[browser]"])  # Playwright: verify's browser phase
+    if marker.exists() and marker.read_text() == wanted:
         return bindir
     print(f"building {path} (tensorflow-cpu takes a minute or two) ...", flush=True)
     venv.EnvBuilder(with_pip=True, symlinks=os.name != "nt", clear=True).create(path)
     subprocess.run([str(bindir / "python"), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"),
-                    *PACKAGES, "-e", str(REPO)], check=True, timeout=3600)
-    marker.write_text("\n".join(PACKAGES))
+                    *PACKAGES, "-e", f"{REPO}[browser]"], check=True, timeout=3600)
+    marker.write_text(wanted)
     return bindir
 
 
@@ -189,6 +190,10 @@ def main() -> int:
     for name, value in med.items():
         print(f"  {name:<40} {value:10.2f}s ({min(times[name]):.2f}-{max(times[name]):.2f}) {cpu[name]:9.2f}s "
               f"{cpu[name] / value:8.2f}")
+    for name in ("env-doctor check --json", "cuda-doctor diagnose --format json", "python -m torch.utils.collect_env"):
+        if name in med and cpu[name] / med[name] < 0.5:
+            print(f"  note: {name} waits {1 - cpu[name] / med[name]:.0%} of its wall time (network or a child "
+                  "it waits on), not computing")
     check, tf = med["tbdoctor check --json"], med['python -c "import tensorflow"']
     imports_cpu = cpu['python -c "import tensorflow"'] + cpu['python -c "import torch, tensorboardX"']
     job = med['python -c "import torch, tensorboardX"'] + statistics.median(train)

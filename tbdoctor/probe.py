@@ -49,6 +49,7 @@ class Probe:
     provides: tuple[str, ...] = ()  # facts keys of a shared-process payload's result (default: name)
     watch: bool = True  # stopped when it makes no progress for HANG_WINDOW (see procs.run)
     lead: int = 0  # the longest probe of a run has the highest; the other payloads run at a lower CPU priority
+    narrow: bool = False  # its parts (provides) are sections: --only runs those asked for
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,16 @@ class HostContext:
 
 # The one ordered registry of probes.
 PROBES: tuple[Probe, ...] = (
-    Probe("python", ("python", "pip"), payload="python_env.py"),
-    # The framework sections read it too: known-bad pairs, and RECORD checks of the stack's files.
-    Probe("packages", ("pip", "python", "torch", "tensorboardx", "tensorboard", "tensorflow", "jax", "numpy"),
-          payload="distributions.py", lead=1),  # the longest of --quick
+    # The interpreter and its distributions, in one process. The framework sections read the
+    # packages too: known-bad pairs, and RECORD checks of the stack's files.
+    Probe("python", ("python", "pip", "torch", "tensorboardx", "tensorboard", "tensorflow", "jax", "numpy"),
+          payload="python_packages.py", provides=("python", "packages"), lead=1),  # the longest of --quick
     Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
     Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
     # Every report needs it (bug reports, and redaction of user, home and host names).
     Probe("system", ("tbdoctor", *SECTIONS), host="tbdoctor.system:probe"),
     Probe("torch", ("torch", "tensorboardx", "tensorboard"), payload="torch_tensorboard.py", heavy=True,
-          provides=("torch", "tensorboardx", "tensorboard")),
+          provides=("torch", "tensorboardx", "tensorboard"), narrow=True),
     # `import tensorflow` is the longest: the check takes as long as it does, so it is never slowed.
     Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True, lead=2),
     Probe("jax", ("jax",), payload="jax_info.py", heavy=True),
@@ -145,11 +146,11 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict, nice
 
 
 def _narrowed(probe: Probe, sections: list[str] | None) -> Probe:
-    """A shared-process probe gathering only the parts (facts keys) of ``sections``."""
+    """A shared-process probe whose parts are sections (``narrow``) gathering only those asked for."""
     parts = tuple(k for k in probe.provides if not sections or k in sections)
-    if not parts or parts == probe.provides:
+    if not probe.narrow or not parts or parts == probe.provides:
         return probe
-    return dataclasses.replace(probe, provides=parts, sections=tuple(s for s in probe.sections if s in parts))
+    return dataclasses.replace(probe, provides=parts, sections=tuple(s for s in probe.sections if s in sections))
 
 
 def select(sections: list[str] | None, quick: bool) -> tuple[tuple[Probe, ...], tuple[Probe, ...]]:

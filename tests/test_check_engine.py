@@ -92,11 +92,10 @@ def test_segfault_in_every_probe_is_reported_and_the_run_completes(env):
     (env.site / "crash.pth").write_text("import crash_on_start\n")
     report, proc = check_json("--python", str(env.python), "--timeout", "30", env=None)
     assert proc.returncode == 1
-    for name in ("python", "packages"):
-        [finding] = by_id(report, f"probe.{name}")
-        assert finding["status"] == "error"
-        assert "crashed (SIGSEGV" in finding["title"]
-    assert report["facts"]["python"] is None
+    [finding] = by_id(report, "probe.python")  # the interpreter and its distributions: one process
+    assert finding["status"] == "error"
+    assert "crashed (SIGSEGV" in finding["title"]
+    assert report["facts"]["python"] is None and report["facts"]["packages"] is None
 
 
 def test_hanging_probe_is_killed_with_its_children(env, tmp_path):
@@ -112,11 +111,10 @@ def test_hanging_probe_is_killed_with_its_children(env, tmp_path):
     report, proc = check_json("--python", str(env.python), "--timeout", "2", "--only", "python", "pip",
                               env=clean_env(TBD_HANG="1"), timeout=60)
     assert proc.returncode == 1
-    for name in ("python", "packages"):
-        [finding] = by_id(report, f"probe.{name}")
-        assert "timed out after 2 s" in finding["title"]
+    [finding] = by_id(report, "probe.python")
+    assert "timed out after 2 s" in finding["title"]
     pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) >= 4  # a (process, child) pair per target process: python, packages, and the cuda probe's
+    assert len(pids) >= 2  # a (process, child) pair per target process: here the python probe's
     deadline = time.monotonic() + 10
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -203,20 +203,25 @@ def owners(paths):
     return found
 
 
-ctx = context()
-described = [(d, describe(d)) for d in metadata.distributions()]
-broken = [d["metadata_dir"] for _, d in described if not d["name"]]
-dists = [d for _, d in described if d["name"]]
-by_name = {}
-for d in dists:
-    by_name.setdefault(d["canonical"], []).append(d)
-first = [group[0] for group in by_name.values()]  # what import and pip would see
-emit({
-    "distributions": dists,
-    "broken_metadata": broken,
-    "marker_environment": marker_environment(),
-    "shadowed_modules": shadowed(first, ctx.get("cwd")),
-    "integrity": stack_integrity([p for p in described if p[1]["name"]], ctx.get("integrity") or "files"),
-    "hashed": ctx.get("integrity") == "hashes",
-    "owners": owners({d["metadata_dir"] for d in dists if d["metadata_dir"]} | set(broken)),
-})
+def probe(ctx):
+    """The ``packages`` facts."""
+    described = [(d, describe(d)) for d in metadata.distributions()]
+    broken = [d["metadata_dir"] for _, d in described if not d["name"]]
+    dists = [d for _, d in described if d["name"]]
+    by_name = {}
+    for d in dists:
+        by_name.setdefault(d["canonical"], []).append(d)
+    first = [group[0] for group in by_name.values()]  # what import and pip would see
+    return {
+        "distributions": dists,
+        "broken_metadata": broken,
+        "marker_environment": marker_environment(),
+        "shadowed_modules": shadowed(first, ctx.get("cwd")),
+        "integrity": stack_integrity([p for p in described if p[1]["name"]], ctx.get("integrity") or "files"),
+        "hashed": ctx.get("integrity") == "hashes",
+        "owners": owners({d["metadata_dir"] for d in dists if d["metadata_dir"]} | set(broken)),
+    }
+
+
+if __name__ == "__main__":  # fix's snapshot runs it alone; checks run it with python_env's (python_packages.py)
+    emit(probe(context()))

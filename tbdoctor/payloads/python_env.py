@@ -1,11 +1,12 @@
-# Facts about the interpreter, its environment kind and pip. Stdlib only, 3.8+.
+# Facts about the interpreter, its environment kind and pip (run by python_packages.py).
+# Stdlib only, 3.8+.
 import os
 import platform
 import site
 import sys
 import sysconfig
 
-from ._common import context, emit, first_line, headers
+from ._common import first_line, headers
 
 def read_pyvenv_cfg(prefix):
     cfg = {}
@@ -192,37 +193,39 @@ def pth_owner(folder, name, path):
     return None
 
 
-def user_environ():
+def user_environ(ctx):
     """The variables the user set (those tbdoctor set for its probes put back as the user had them)."""
     env = dict(os.environ)
-    for key, value in (context().get("user_env") or {}).items():
+    for key, value in (ctx.get("user_env") or {}).items():
         if value is None:
             env.pop(key, None)
         else:
             env[key] = value
-    return {k: v for k, v in env.items() if k.startswith(tuple(context().get("env_prefixes", ())))}
+    return {k: v for k, v in env.items() if k.startswith(tuple(ctx.get("env_prefixes", ())))}
 
 
-cfg = read_pyvenv_cfg(sys.prefix)
-kind, evidence = environment_kind(cfg)
-emit({
-    "version": platform.python_version(),
-    "version_info": list(sys.version_info[:3]),
-    "implementation": platform.python_implementation(),
-    "bits": 64 if sys.maxsize > 2 ** 32 else 32,
-    "executable": sys.executable,
-    "prefix": sys.prefix,
-    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
-    "platform": sys.platform,
-    "machine": platform.machine(),
-    "env_kind": kind,
-    "env_evidence": evidence,
-    "pyvenv_cfg": cfg,
-    "externally_managed": externally_managed(),
-    "site_packages": sysconfig.get_path("purelib"),
-    "user_site": user_site(),
-    "sys_path": sys.path,
-    "environ": user_environ(),
-    "broken_pth": broken_pth(),
-    "pip": pip_facts(),
-})
+def probe(ctx):
+    """The ``python`` facts."""
+    cfg = read_pyvenv_cfg(sys.prefix)
+    kind, evidence = environment_kind(cfg)
+    return {
+        "version": platform.python_version(),
+        "version_info": list(sys.version_info[:3]),
+        "implementation": platform.python_implementation(),
+        "bits": 64 if sys.maxsize > 2 ** 32 else 32,
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+        "platform": sys.platform,
+        "machine": platform.machine(),
+        "env_kind": kind,
+        "env_evidence": evidence,
+        "pyvenv_cfg": cfg,
+        "externally_managed": externally_managed(),
+        "site_packages": sysconfig.get_path("purelib"),
+        "user_site": user_site(),
+        "sys_path": sys.path,
+        "environ": user_environ(ctx),
+        "broken_pth": broken_pth(),
+        "pip": pip_facts(),
+    }
