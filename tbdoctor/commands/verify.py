@@ -106,8 +106,8 @@ def execute(chosen: target_mod.Target, options: Options, as_json: bool, verbose:
 
 def _serve(live, as_json: bool) -> None:
     out = sys.stderr if as_json else sys.stdout
-    print(f"TensorBoard is serving {live.url} (pid {live.bg.pid}); press Ctrl-C to stop it", file=out, flush=True)
-    try:
+    try:  # a Ctrl-C as soon as the line is read (before the wait begins) also only ends serving
+        print(f"TensorBoard is serving {live.url} (pid {live.bg.pid}); press Ctrl-C to stop it", file=out, flush=True)
         while live.bg.exit_code() is None:
             threading.Event().wait(0.5)
         print(f"TensorBoard exited with status {live.bg.exit_code()}", file=out, flush=True)
