@@ -86,16 +86,15 @@ def emitted(stdout: str) -> list[dict]:
 
 
 def run_payload(target: Target, filename: str, timeout: float, context: dict | None = None,
-                watch: bool = False, nice: int = 0) -> dict:
+                watch: bool = False) -> dict:
     """Run one payload in the target interpreter and return the object it emitted.
-    With ``watch``, a payload that makes no progress for ``hang_window()`` s is hung;
-    ``nice`` lowers its CPU priority (procs.run)."""
+    With ``watch``, a payload that makes no progress for ``hang_window()`` s is hung."""
     env = dict(os.environ, **QUIET_ENV)
     with tempfile.TemporaryDirectory(prefix="tbdoctor-probe-") as neutral_cwd:
         result = procs.run(
             [target.python, "-X", "faulthandler", "-", json.dumps(context or {})],
             timeout=timeout, env=env, cwd=neutral_cwd, stdin_text=payload_source(filename),
-            stall=hang_window() if watch else 0.0, nice=nice,
+            stall=hang_window() if watch else 0.0,
         )
     stderr = "\n".join(line for line in result.stderr.splitlines() if not line.startswith(_STEP))
     if result.failure():

@@ -26,7 +26,6 @@ from tbdoctor.findings import SECTIONS
 from tbdoctor.payload import QUIET_ENV, ProbeFailed, run_payload
 from tbdoctor.target import Target
 
-LEAD_NICE = 10  # how much lower the other payloads' CPU priority is than the lead probe's (see Probe.lead)
 DEFAULT_TIMEOUT = 90.0  # a cold `import tensorflow` on a slow disk takes tens of seconds
 # Environment variables that change what the probes see: the python probe records
 # them as facts, and the facts cache is invalidated when any of them changes.
@@ -48,7 +47,6 @@ class Probe:
     heavy: bool = False  # imports a framework; skipped by --quick
     provides: tuple[str, ...] = ()  # facts keys of a shared-process payload's result (default: name)
     watch: bool = True  # stopped when it makes no progress for HANG_WINDOW (see procs.run)
-    lead: int = 0  # the longest probe of a run has the highest; the other payloads run at a lower CPU priority
     narrow: bool = False  # its parts (provides) are sections: --only runs those asked for
 
 
@@ -68,15 +66,14 @@ PROBES: tuple[Probe, ...] = (
     # The interpreter and its distributions, in one process. The framework sections read the
     # packages too: known-bad pairs, and RECORD checks of the stack's files.
     Probe("python", ("python", "pip", "torch", "tensorboardx", "tensorboard", "tensorflow", "jax", "numpy"),
-          payload="python_packages.py", provides=("python", "packages"), lead=1),  # the longest of --quick
+          payload="python_packages.py", provides=("python", "packages")),
     Probe("gpu", ("gpu",), host="tbdoctor.gpuinfo.gpu:probe"),
     Probe("cuda", ("cuda",), host="tbdoctor.gpuinfo.cuda:probe"),
     # Every report needs it (bug reports, and redaction of user, home and host names).
     Probe("system", ("tbdoctor", *SECTIONS), host="tbdoctor.system:probe"),
     Probe("torch", ("torch", "tensorboardx", "tensorboard"), payload="torch_tensorboard.py", heavy=True,
           provides=("torch", "tensorboardx", "tensorboard"), narrow=True),
-    # `import tensorflow` is the longest: the check takes as long as it does, so it is never slowed.
-    Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True, lead=2),
+    Probe("tensorflow", ("tensorflow",), payload="tensorflow_info.py", heavy=True),
     Probe("jax", ("jax",), payload="jax_info.py", heavy=True),
     # Its sweep bounds each child import itself, and waits on them without progress of its own.
     Probe("numpy", ("numpy",), payload="numpy_sweep.py", heavy=True, watch=False),
@@ -85,9 +82,9 @@ PROBES: tuple[Probe, ...] = (
 
 
 
-def _run_one(probe: Probe, target: Target, timeout: float, context: dict, nice: int) -> dict:
+def _run_one(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
     if probe.payload:
-        return _run_parts(probe, target, timeout, context, nice)
+        return _run_parts(probe, target, timeout, context)
     module, _, func = probe.host.partition(":")
     return {probe.name: getattr(importlib.import_module(module), func)(HostContext(target, timeout))}
 
@@ -101,7 +98,7 @@ def _charge(exc: ProbeFailed, parts: tuple[str, ...]) -> dict | None:
     return dict(step["facts"], **{step["key"]: exc.failure})
 
 
-def _run_parts(probe: Probe, target: Target, timeout: float, context: dict, nice: int = 0) -> dict:
+def _run_parts(probe: Probe, target: Target, timeout: float, context: dict) -> dict:
     """Run a payload probe. If it crashes or hangs, the failure is charged to the part
     (facts key) it was working on, and a payload gathering several parts (torch and
     tensorboardX) is run again for each other part alone, so those keep their facts.
@@ -110,7 +107,7 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict, nice
     parts = probe.provides or (probe.name,)
     try:
         data = run_payload(target, probe.payload, timeout, dict(context, only=list(parts)) if probe.provides else context,
-                           watch=probe.watch, nice=nice)
+                           watch=probe.watch)
         return data if probe.provides else {probe.name: data}
     except ProbeFailed as exc:
         first = exc
@@ -126,7 +123,7 @@ def _run_parts(probe: Probe, target: Target, timeout: float, context: dict, nice
         def alone(part: str) -> None:
             try:
                 got[part] = run_payload(target, probe.payload, left, dict(context, only=[part]),
-                                        watch=probe.watch, nice=nice).get(part)
+                                        watch=probe.watch).get(part)
             except ProbeFailed as exc:
                 again = _charge(exc, (part,))
                 if again is not None:
@@ -177,14 +174,13 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
                "user_env": {k: os.environ.get(k) for k in QUIET_ENV}, "integrity": integrity}
     results: dict[str, dict] = {}
     lock = threading.Lock()
-    lead = max((p.lead for p in probes), default=0)  # the others yield the CPU to it (few cores)
 
     def worker(probe: Probe) -> None:
         start = time.monotonic()
         meta: dict = {"status": "ok", "section": probe.sections[0]}
         data = None
         try:
-            data = _run_one(probe, target, timeout, context, LEAD_NICE if probe.lead < lead else 0)
+            data = _run_one(probe, target, timeout, context)
         except ProbeFailed as exc:
             meta.update(status="failed", error=str(exc), stderr_tail=exc.stderr_tail)
             data = exc.data or None

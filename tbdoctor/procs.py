@@ -79,7 +79,6 @@ def run(
     interrupt_grace: float = 0.0,
     stall: float = 0.0,
     on_line: Callable[[str], None] | None = None,
-    nice: int = 0,
 ) -> ProcResult:
     """Run ``argv`` (never through a shell) and wait at most ``timeout`` seconds.
 
@@ -92,8 +91,7 @@ def run(
     that reaches ``timeout``. Where /proc is missing (macOS, Windows) only
     ``timeout`` applies. ``on_line`` is called with each
     line of stdout as it arrives (live progress), from a reader thread; such a
-    run is bounded by ``timeout`` only. ``nice`` lowers the child's CPU priority by
-    that much (POSIX), so that it yields the CPU to the children that are not lowered.
+    run is bounded by ``timeout`` only.
     """
     start = time.monotonic()
     try:
@@ -112,8 +110,6 @@ def run(
         return ProcResult(tuple(argv), None, not_found=True)
     except OSError as exc:  # permission denied, exec format error, ...
         return ProcResult(tuple(argv), None, error=exc.strerror or str(exc))
-    if nice:
-        _lower_priority(proc.pid, nice)
     with _LIVE_LOCK:
         _LIVE.add(proc)
     talk = proc.communicate if on_line is None else _streamer(proc, on_line)
@@ -327,14 +323,6 @@ def stop(bg: Background, grace: float = 5.0) -> None:
         pass
     with _LIVE_LOCK:
         _LIVE.discard(proc)
-
-
-def _lower_priority(pid: int, by: int) -> None:
-    """Set ``pid``'s nice value ``by`` above tbdoctor's own (its threads started later inherit it)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + by))
-    except (AttributeError, OSError):  # Windows; a child that has already ended
-        pass
 
 
 def _own_group() -> dict:
