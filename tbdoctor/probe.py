@@ -195,7 +195,7 @@ def collect(target: Target, probes: tuple[Probe, ...], timeout: float = DEFAULT_
             on_done(probe.name)
 
     threads = [threading.Thread(target=worker, args=(p,), daemon=True, name=f"probe-{p.name}") for p in probes]
-    for t in threads:
+    for _, t in sorted(zip(probes, threads), key=lambda pair: not pair[0].heavy):  # framework imports take longest
         t.start()
     deadline = time.monotonic() + timeout + 10  # the children's own kill takes a moment
     try:
