@@ -25,6 +25,7 @@ the peers that are not installed there are left out).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -143,6 +144,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="0,100,1000,2000,5000", help="distribution counts of the scaling table")
     args = parser.parse_args()
+    # Byte-compile tbdoctor as pip does when it installs the wheel: run from this checkout (or
+    # installed editable) with PYTHONDONTWRITEBYTECODE set, every run would compile it again.
+    compileall.compile_dir(str(REPO / "tbdoctor"), quiet=1)
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX")}
     if args.target:
         bindir = Path(args.target).absolute().parent
