@@ -98,9 +98,9 @@ def store(target: Target, key: str, facts: dict) -> None:
     try:
         files.private_dir(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        facts = redact.value(facts)  # as write_json writes it: the digest is of what is stored
-        files.write_json(tmp, {"fingerprint": key, "stored_at": time.time(), "facts_sha256": _digest(facts),
-                               "facts": facts}, private=True)
+        facts = redact.value(facts)  # redacted once, here: the digest is of what is stored
+        entry = {"fingerprint": key, "stored_at": time.time(), "facts_sha256": _digest(facts), "facts": facts}
+        files.write_text(tmp, json.dumps(entry) + "\n", private=True, serialised=True)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from ._common import context, first_line, tensorboard_without_tensorflow
+from ._common import context, dist_version, first_line, tensorboard_without_tensorflow
 from ._job import (
     PhaseLog, THREAD_ERRORS, check_fix, command, converged, diverged,
     finish, fit_picture, import_fix, not_converged, pip_install, write_error,
@@ -368,7 +368,7 @@ def kind_error(kind, exc, versions):
     text = first_line(exc)
     torch_version = versions.get("torch") or "?"
     if kind == "images":
-        pillow = distribution_version("pillow")
+        pillow = dist_version("pillow")[1]
         if isinstance(exc, ImportError) and "PIL" in str(exc) and pillow is None:
             return {"detail": "add_image needs Pillow, which is not installed (%s)" % text,
                     "fix": pip_install("pillow")}
@@ -390,19 +390,11 @@ def kind_error(kind, exc, versions):
                 "fix": "trace it yourself with torch.jit.trace(model, example) to see where; "
                        "pass example inputs as tensors (add_graph cannot trace other inputs)"}
     if kind == "histograms":
-        return {"detail": "add_histogram failed (NumPy %s): %s" % (distribution_version("numpy"), text),
+        return {"detail": "add_histogram failed (NumPy %s): %s" % (dist_version("numpy")[1], text),
                 "fix": check_fix()}
     if kind == "hparams":
         return {"detail": "add_hparams failed: %s" % text, "fix": check_fix()}
     return {"detail": "add_%s failed: %s" % (kind, text), "fix": check_fix()}
-
-
-def distribution_version(name):
-    try:
-        from importlib import metadata
-        return metadata.version(name)
-    except Exception:
-        return None
 
 
 def arrival_store(ctx):
